@@ -114,7 +114,8 @@ pub enum Encryption {
     Xor,
     /// Method 2: DES, 8-bit CFB (mcrypt "cfb"), 8-byte key.
     Des,
-    /// Method 3: 3DES EDE, 8-bit CFB, 24-byte key.
+    /// Method 3: 3DES EDE, 8-bit CFB, 24-byte key (a password of 8 bytes or less
+    /// leaves keys 2 and 3 zero, equal, so this is then plain DES: as in NSCA).
     TripleDes,
     /// Method 14: mcrypt's RIJNDAEL-128 with its 32-byte key, i.e. AES-256, 8-bit CFB.
     Rijndael128,
@@ -301,19 +302,14 @@ pub fn parse_init_packet(buf: &[u8; INIT_PACKET_LEN]) -> ([u8; IV_LEN], u32) {
     (iv, ts)
 }
 
-/// Escapes plugin output as send_nsca does (`\` -> `\\`, newline -> `\n`), so a
-/// multi-line text cannot break the server's one-line command; Nagios unescapes.
-fn escape_output(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' | '\0' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
+/// Plugin output goes into one line of the server's command file. NSCA 2.10
+/// daemons escape newlines themselves (so escaping here would double it), 2.9
+/// daemons write them raw (splitting the command): so control characters,
+/// newlines included, become spaces and the text stays one line everywhere.
+fn clean_output(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Host and service names go into a `;`-separated command line: control
@@ -365,7 +361,7 @@ pub fn build_packet(
     );
     put_c_string(
         &mut p[OUTPUT_AT..OUTPUT_AT + output_len],
-        &escape_output(output),
+        &clean_output(output),
     );
     p[CRC_AT..CRC_AT + 4].fill(0);
     let crc = crc32(&p);
@@ -731,11 +727,11 @@ mod tests {
     }
 
     #[test]
-    fn output_newlines_escaped_and_names_cleaned() {
-        let p = build_packet(0, 0, "a\nb", "s;\r", "x\\y\nz", false, &mut || 0);
+    fn control_characters_are_replaced() {
+        let p = build_packet(0, 0, "a\nb", "s;\r", "x\\y\nz\0!", false, &mut || 0);
         assert_eq!(&p[14..18], b"a_b\0");
         assert_eq!(&p[78..82], b"s;_\0");
-        assert_eq!(&p[206..213], b"x\\\\y\\nz");
+        assert_eq!(&p[206..214], b"x\\y z !\0");
     }
 
     #[test]
