@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use statsd::alert::nsca::{Encryption, NscaClient, INIT_PACKET_LEN};
+use statsd::alert::nsca::{load_send_nsca_config, Encryption, NscaClient, INIT_PACKET_LEN};
 use statsd::alert::{run_alert_loop, CheckStatus, HealthSnapshot, NscaError};
 
 const NSCA: &str = "/usr/sbin/nsca";
@@ -375,4 +375,38 @@ async fn alert_loop_reports_to_daemon() {
         .await
         .expect("loop stops on shutdown")
         .expect("loop did not panic");
+}
+
+/// The sample `send_nsca.cfg` that Debian's nsca-client installs parses.
+#[test]
+fn parses_debian_sample_send_nsca_cfg() {
+    let path = Path::new("/etc/send_nsca.cfg");
+    assert!(
+        path.exists(),
+        "{path:?} missing: apt-get install -y nsca (pulls nsca-client)"
+    );
+    let cfg = load_send_nsca_config(path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.encryption, Some(Encryption::Xor));
+}
+
+/// Settings read from a send_nsca.cfg file drive the client end to end.
+#[tokio::test]
+async fn client_from_send_nsca_cfg_file() {
+    let pw = "from the cfg file, with spaces";
+    let daemon = Daemon::start(Encryption::Rijndael128, pw);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg_path = dir.path().join("send_nsca.cfg");
+    std::fs::write(
+        &cfg_path,
+        format!("# written by the test\npassword={pw}\nencryption_method=14\n"),
+    )
+    .expect("write cfg");
+    let cfg = load_send_nsca_config(&cfg_path).unwrap_or_else(|e| panic!("{e}"));
+    let client = NscaClient::new("127.0.0.1", daemon.port).with_config(&cfg);
+    assert_eq!(client.encryption, Encryption::Rijndael128);
+    client
+        .send_check("h", "svc", CheckStatus::Ok, "configured by file")
+        .await
+        .expect("send");
+    daemon.wait_for_line(";h;svc;0;configured by file").await;
 }

@@ -722,7 +722,7 @@ mod tests {
         // 63 bytes fit; 'é' is 2 bytes, so 31 of them (62 bytes), then NUL.
         assert_eq!(&p[14..14 + 62], "é".repeat(31).as_bytes());
         assert_eq!(p[14 + 62], 0);
-        assert_eq!(&p[206..206 + 511], output[..511].as_bytes());
+        assert_eq!(&p[206..206 + 511], &output.as_bytes()[..511]);
         assert_eq!(p[206 + 511], 0);
     }
 
