@@ -33,6 +33,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // NSCA settings are checked before anything binds: a bad one stops the start.
+    if config.cli.alert {
+        if let Err(e) = server::nsca_client(&config) {
+            eprint_line(&format!("statsd: NSCA alerting: {e}"));
+            return ExitCode::from(2);
+        }
+    }
     if config.cli.debug {
         print_line(&format!("effective settings: {:#?}", config.cli));
     }

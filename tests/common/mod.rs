@@ -38,6 +38,8 @@ fn lines_of(stream: impl Read + Send + 'static) -> Receiver<String> {
 impl Daemon {
     /// Starts the binary with `args` (add `-p 0` yourself) and waits for its
     /// "listening" line to learn the ports.
+    // Drop kills and waits for the child; clippy cannot see that.
+    #[allow(clippy::zombie_processes)]
     pub fn start(args: &[&str]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_statsd"))
             .args(args)
