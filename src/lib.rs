@@ -10,3 +10,5 @@
 //! - [`net`]: UDP receive workers and TCP line framing.
 //! - [`server`]: wires it all together: `run(listeners, config, shutdown)`.
 //! - [`logging`]: rate-limited messages on stderr.
+
+pub mod admin;
