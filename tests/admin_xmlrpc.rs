@@ -818,3 +818,48 @@ fn statsdmonitor_bad_arguments_exit_non_zero_with_one_line() {
     assert!(help.status.success());
     assert!(text(&help.stdout).contains("HOST"));
 }
+
+const PY_SIMPLE_SERVER: &str = r#"
+import sys
+from xmlrpc.server import SimpleXMLRPCServer
+srv = SimpleXMLRPCServer(("127.0.0.1", 0), logRequests=False)
+srv.register_function(lambda: sys.argv[1], "istats")
+srv.timeout = 20
+print(srv.server_address[1], flush=True)
+srv.handle_request()
+"#;
+
+/// The original daemon answered with Python's SimpleXMLRPCServer (HTTP/1.0): the new
+/// monitor must read that too.
+#[test]
+fn statsdmonitor_reads_pythons_simple_xmlrpc_server() {
+    let mut server = Command::new("python3")
+        .arg("-c")
+        .arg(PY_SIMPLE_SERVER)
+        .arg(STATS_JSON)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start python3: {e}"));
+    let stdout = server.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let port = match rx.recv_timeout(CHILD_BOUND) {
+        Ok(line) if !line.trim().is_empty() => line.trim().to_owned(),
+        other => {
+            let _ = server.kill();
+            panic!("python XML-RPC server did not start: {other:?}");
+        }
+    };
+    let out = monitor(&["127.0.0.1", &port]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), MONITOR_OUTPUT);
+}

@@ -96,12 +96,17 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
+    // clap's first paragraph is the reason, sometimes over several lines (a list of
+    // missing arguments); usage and tips follow a blank line.
     let rendered = e.render().to_string();
-    let first = rendered
+    let lines: Vec<&str> = rendered
+        .trim_start()
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("bad arguments");
-    let reason = first.strip_prefix("error: ").unwrap_or(first);
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = lines.join(" ");
+    let reason = joined.strip_prefix("error: ").unwrap_or(&joined);
     eprintln!("statsdmonitor: {reason} (see --help)");
     ExitCode::from(2)
 }
