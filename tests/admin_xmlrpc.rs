@@ -864,3 +864,26 @@ fn statsdmonitor_reads_pythons_simple_xmlrpc_server() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), MONITOR_OUTPUT);
 }
+
+/// The core's own `istats` JSON (statsd::stats) through the endpoint and the monitor:
+/// every SPEC key arrives, sorted, one per line.
+#[test]
+fn statsdmonitor_shows_every_spec_key_of_the_core_stats() {
+    let stats = statsd::stats::ServerStats::starting_now();
+    let source: IstatsSource =
+        Arc::new(move || stats.istats_json(&statsd::aggregate::IntakeCounts::default()));
+    let server = TestServer::with_source(AdminLimits::default(), source);
+    let out = monitor(&["127.0.0.1", &server.addr.port().to_string()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let keys: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split_once(": ").map_or(l, |(k, _)| k))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(keys, sorted, "not sorted:\n{stdout}");
+    for key in SPEC_KEYS {
+        assert!(keys.contains(&key), "{key} missing:\n{stdout}");
+    }
+}
