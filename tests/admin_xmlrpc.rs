@@ -887,3 +887,31 @@ fn statsdmonitor_shows_every_spec_key_of_the_core_stats() {
         assert!(keys.contains(&key), "{key} missing:\n{stdout}");
     }
 }
+
+#[test]
+fn statsdmonitor_does_not_wait_for_close_after_a_complete_answer() {
+    // Answers with Content-Length, then keeps the connection open (the canned server
+    // thread holds it until the monitor has exited).
+    let l = StdListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let _ = s.set_read_timeout(Some(IO_BOUND));
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = format!(
+                "<methodResponse><params><param><value><string>{}</string></value></param></params></methodResponse>",
+                r#"{"b": 2, "a": 1.50}"#.replace('"', "&quot;")
+            );
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            let _ = s.write_all(format!("{head}{body}").as_bytes());
+            let _ = done_rx.recv_timeout(CHILD_BOUND);
+        }
+    });
+    let out = monitor(&["--timeout", "10", "127.0.0.1", &port.to_string()]);
+    let _ = done_tx.send(());
+    handle.join().expect("canned server");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "a: 1.50\nb: 2\n");
+}

@@ -235,7 +235,13 @@ fn fetch(t: &Target) -> Result<String, String> {
         set_io_timeout(limited.get_ref(), deadline).map_err(|_| timed_out(t))?;
         match limited.read(&mut chunk) {
             Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Ok(n) => {
+                answer.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                // A server that keeps the connection open anyway must not cost a timeout.
+                if is_complete(&answer) {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io_err(e)),
         }
@@ -295,6 +301,25 @@ fn os_text(e: &std::io::Error) -> String {
         Some(i) => text.get(..i).unwrap_or(&text).to_owned(),
         None => text,
     }
+}
+
+/// True once `raw` holds a response head and all the body its Content-Length announces.
+fn is_complete(raw: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(head_len)) = resp.parse(raw) else {
+        return false;
+    };
+    let length = resp.headers.iter().find_map(|h| {
+        h.name.eq_ignore_ascii_case("content-length").then(|| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })?
+    });
+    length.is_some_and(|n| raw.len().saturating_sub(head_len) >= n)
 }
 
 /// HTTP answer -> the string `istats` returned.
