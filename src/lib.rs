@@ -13,6 +13,7 @@
 //! - [`logging`]: rate-limited messages on stderr.
 //! - [`alert`]: `-a` mode: health -> NSCA passive check for Nagios, every interval.
 
+pub mod admin;
 pub mod aggregate;
 pub mod alert;
 pub mod config;
