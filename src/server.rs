@@ -12,6 +12,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
+use crate::admin;
 use crate::aggregate::{merge, GaugeState, Hasher, IntakeCounts, Shard};
 use crate::alert::nsca::load_send_nsca_config;
 use crate::alert::{
@@ -365,8 +366,22 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
-    // TODO(issue 3): serve XML-RPC istats on the monitor listener.
-    let _monitor = listeners.monitor;
+    let monitor_task = match listeners.monitor {
+        Some(listener) => {
+            let (stats, shards) = (stats.clone(), shards.clone());
+            let source: admin::IstatsSource = Arc::new(move || istats_json(&stats, &shards));
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(admin::serve(
+                tokio::net::TcpListener::from_std(listener)?,
+                source,
+                admin::AdminLimits::default(),
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            )))
+        }
+        None => None,
+    };
 
     let target = if config.cli.console {
         Target::Console
@@ -421,6 +436,9 @@ pub async fn run(
     let _ = tcp_task.await;
     if let Some(task) = alert_task {
         task.abort();
+    }
+    if let Some(task) = monitor_task {
+        let _ = task.await;
     }
     flusher.flush();
     drop(flusher);
