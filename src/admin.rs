@@ -42,7 +42,7 @@ use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
@@ -135,6 +135,8 @@ pub async fn serve(
                         let istats = Arc::clone(&istats);
                         let stop = stop_rx.clone();
                         tasks.spawn(async move {
+                            // Responses are written in one piece; Nagle would only add latency.
+                            let _ = stream.set_nodelay(true);
                             serve_connection(stream, istats, limits, stop).await;
                             drop(permit);
                         });
@@ -164,15 +166,27 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves one HTTP/1 connection on any byte stream until the peer is done, exactly
+/// as [`serve`] serves each accepted socket. Public so the fuzz target
+/// (`fuzz/fuzz_targets/xmlrpc_request.rs`) can drive the real path without sockets.
+pub async fn serve_stream<S>(stream: S, istats: IstatsSource, limits: AdminLimits)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // The sender lives until the connection ends, so shutdown never fires.
+    let (_never, stop) = watch::channel(false);
+    serve_connection(stream, istats, limits, stop).await;
+}
+
 /// Runs one HTTP/1 connection to completion, or until shutdown plus grace.
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     istats: IstatsSource,
     limits: AdminLimits,
     mut stop: watch::Receiver<bool>,
-) {
-    // Responses are written in one piece; Nagle would only add latency.
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(WriteDeadline::new(stream, limits.idle_timeout));
     let service = hyper::service::service_fn(move |req| {
         let istats = Arc::clone(&istats);
@@ -260,7 +274,8 @@ fn plain(status: StatusCode, text: &'static str, close: bool) -> Response<Full<B
 }
 
 /// Turns a request body into the XML-RPC response document (a result or a fault).
-fn dispatch(body: &[u8], istats: &IstatsSource) -> String {
+/// Public for the fuzz target; never panics, whatever the bytes.
+pub fn dispatch(body: &[u8], istats: &IstatsSource) -> String {
     let Ok(text) = std::str::from_utf8(body) else {
         return fault(FAULT_PARSE, "request is not UTF-8");
     };
