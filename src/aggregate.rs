@@ -16,6 +16,16 @@ pub type Hasher = ahash::RandomState;
 
 type Map<V> = HashMap<Box<str>, V, Hasher>;
 
+/// Every sum, count and gauge is held within ±`f64::MAX`. Huge values, or values
+/// at tiny sample rates (`1|c|@5e-324`), would otherwise add up to infinity, which
+/// the renderer cannot write (it became a silent 0) and which turns a later gauge
+/// delta of the other sign into NaN for good; saturating keeps every aggregate
+/// finite and as near the truth as f64 allows. Found by fuzzing (fuzz/).
+#[inline]
+fn saturate(x: f64) -> f64 {
+    x.clamp(-f64::MAX, f64::MAX)
+}
+
 /// Limits that keep one interval's memory bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -74,8 +84,8 @@ impl TimerSamples {
             self.upper = self.upper.max(value);
         }
         self.seen += 1;
-        self.sum += value;
-        self.count += 1.0 / rate;
+        self.sum = saturate(self.sum + value);
+        self.count = saturate(self.count + 1.0 / rate);
         if self.values.len() < max_samples.max(1) {
             self.values.push(value);
         } else {
@@ -97,8 +107,8 @@ impl TimerSamples {
         }
         self.lower = self.lower.min(other.lower);
         self.upper = self.upper.max(other.upper);
-        self.count += other.count;
-        self.sum += other.sum;
+        self.count = saturate(self.count + other.count);
+        self.sum = saturate(self.sum + other.sum);
         let total = self.seen + other.seen;
         if self.values.len() + other.values.len() <= max_samples.max(1) {
             self.values.extend(other.values);
@@ -320,9 +330,12 @@ impl Shard {
         for value in values {
             match *value {
                 Value::Counter { value, rate } => match self.counters.entry_ref(key) {
-                    EntryRef::Occupied(mut sum) => *sum.get_mut() += value / rate,
+                    EntryRef::Occupied(mut sum) => {
+                        let sum = sum.get_mut();
+                        *sum = saturate(*sum + value / rate);
+                    }
                     EntryRef::Vacant(slot) if budget.has_room() => {
-                        slot.insert(value / rate);
+                        slot.insert(saturate(value / rate));
                     }
                     EntryRef::Vacant(_) => return false,
                 },
@@ -335,7 +348,7 @@ impl Shard {
                         EntryRef::Vacant(_) => return false,
                     };
                     if delta {
-                        update.delta += value;
+                        update.delta = saturate(update.delta + value);
                     } else {
                         update.set = Some(value);
                         update.delta = 0.0;
@@ -451,7 +464,8 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
             first.sample_bad_line = shard.sample_bad_line;
         }
         for (key, sum) in shard.counters {
-            *first.counters.entry(key).or_insert(0.0) += sum;
+            let total = first.counters.entry(key).or_insert(0.0);
+            *total = saturate(*total + sum);
         }
         for (key, timer) in shard.timers {
             first
@@ -467,7 +481,7 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
             let merged = updated.entry(key).or_default();
             match update.set {
                 Some(_) => *merged = update,
-                None => merged.delta += update.delta,
+                None => merged.delta = saturate(merged.delta + update.delta),
             }
         }
     }
@@ -488,7 +502,7 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
         if let Some(set) = update.set {
             *value = set;
         }
-        *value += update.delta;
+        *value = saturate(*value + update.delta);
         snapshot.gauges.push((key, *value));
     }
     snapshot.counters.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -574,6 +588,26 @@ mod tests {
             (t.seen, t.sum, t.lower, t.upper),
             (1000, 500500.0, 1.0, 1000.0)
         );
+    }
+
+    #[test]
+    fn huge_sums_saturate_instead_of_overflowing() {
+        let mut s = shard();
+        ingest(
+            &mut s,
+            "c:1e308|c\nc:1e308|c\nr:1|c|@5e-324\nt:1e308|ms|@5e-324\nt:1e308|ms",
+        );
+        ingest(&mut s, "g:-1e308|g\ng:-1e308|g");
+        assert_eq!(s.counters["c"], f64::MAX);
+        assert_eq!(s.counters["r"], f64::MAX);
+        assert_eq!(
+            (s.timers["t"].sum, s.timers["t"].count),
+            (f64::MAX, f64::MAX)
+        );
+        let mut state = GaugeState::new(Hasher::default());
+        let snap = merge(vec![s.clone(), s], &mut state, 100);
+        assert_eq!(snap.counters[0].1, f64::MAX);
+        assert_eq!(snap.gauges, [("g".into(), -f64::MAX)]);
     }
 
     #[test]

@@ -55,10 +55,13 @@ impl RenderStats {
 }
 
 /// Appends a number in the shortest form that reads back exactly; integers
-/// without a fraction. Non-finite values never reach here, but are written as
-/// 0 rather than as text carbon would reject.
+/// without a fraction. Aggregates are finite, but a per-second rate at a
+/// sub-second flush interval can still overflow: infinities are written as
+/// ±`f64::MAX` (the nearest finite value), NaN (never produced) as 0, rather
+/// than as text carbon would reject.
 pub fn write_number(out: &mut Vec<u8>, value: f64) {
-    if !value.is_finite() {
+    let value = value.clamp(-f64::MAX, f64::MAX);
+    if value.is_nan() {
         out.push(b'0');
     } else if value == value.trunc() && value.abs() < 1e15 {
         out.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
@@ -234,6 +237,8 @@ mod tests {
         assert_eq!(number(1e300), "1e300");
         assert_eq!(number(-2.5), "-2.5");
         assert_eq!(number(f64::NAN), "0");
+        assert_eq!(number(f64::INFINITY), "1.7976931348623157e308");
+        assert_eq!(number(f64::NEG_INFINITY), "-1.7976931348623157e308");
         for v in [0.1, 1.0 / 3.0, 1e300, 123456.789, 5e-324] {
             assert_eq!(number(v).parse::<f64>().unwrap(), v);
         }
