@@ -476,7 +476,7 @@ impl GaugeState {
 
     /// Ends a flush: forgets gauges idle for longer than the TTL.
     fn end_flush(&mut self) {
-        if self.ttl_flushes > 0 && self.flushes % 16 == 0 {
+        if self.ttl_flushes > 0 && self.flushes.is_multiple_of(16) {
             // Sweeping every 16th flush keeps the cost off most flushes.
             let (flush, ttl) = (self.flushes, self.ttl_flushes);
             let before = self.values.len();
