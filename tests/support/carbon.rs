@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_tcp_port, read_lossy, require_binary, require_python_whisper, wait_for};
+use super::{
+    free_tcp_port, read_lossy, require_binary, require_python_whisper, wait_for, GroupGuard,
+};
 
 const CARBON_CACHE: &str = "/usr/bin/carbon-cache";
 
@@ -19,9 +21,10 @@ const CARBON_CACHE: &str = "/usr/bin/carbon-cache";
 /// which is slow on a loaded 2-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A running carbon-cache; killed (and its temp dir removed) on drop.
+/// A running carbon-cache; killed (and its temp dir removed) on drop. Its data
+/// lives in the temp dir, so SIGKILL loses nothing a test needs.
 pub struct Carbon {
-    child: Child,
+    child: GroupGuard,
     /// Port of the plaintext line receiver, where the daemon publishes.
     pub line_port: u16,
     /// Holds carbon.conf, the whisper tree and carbon's log.
@@ -59,18 +62,19 @@ impl Carbon {
         write_config(dir.path(), line_port, pickle_port, query_port);
 
         let log = fs::File::create(dir.path().join("carbon.log")).expect("create carbon.log");
-        let child = Command::new(CARBON_CACHE)
-            .arg(format!(
-                "--config={}",
-                dir.path().join("carbon.conf").display()
-            ))
-            // --debug: stay in the foreground and log to stdout (our file).
-            .args(["--debug", "start"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn carbon-cache");
+        let child = GroupGuard::spawn(
+            Command::new(CARBON_CACHE)
+                .arg(format!(
+                    "--config={}",
+                    dir.path().join("carbon.conf").display()
+                ))
+                // --debug: stay in the foreground and log to stdout (our file).
+                .args(["--debug", "start"])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("dup log fd"))
+                .stderr(log),
+        )
+        .expect("spawn carbon-cache");
         let mut carbon = Carbon {
             child,
             line_port,
@@ -215,14 +219,6 @@ impl Carbon {
                 )
             },
         )
-    }
-}
-
-impl Drop for Carbon {
-    fn drop(&mut self) {
-        // SIGKILL: its data lives in the temp dir that goes with it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

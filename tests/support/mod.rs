@@ -8,9 +8,11 @@
 pub mod carbon;
 pub mod runit;
 
+use std::io;
 use std::net::{TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where Debian puts a peer's binary, and the package that brings it: a test
@@ -96,10 +98,13 @@ pub fn read_lossy(path: &Path) -> String {
 /// client SPEC section 7 names, and returns the decoded JSON object. `None`
 /// while the daemon does not answer.
 pub fn istats(monitor_port: u16) -> Option<serde_json::Map<String, serde_json::Value>> {
+    // The socket timeout bounds a call to a daemon that accepts but never
+    // answers, so the caller's bounded poll stays bounded.
     let out = Command::new("/usr/bin/python3")
         .args([
             "-c",
-            "import sys, xmlrpc.client\n\
+            "import socket, sys, xmlrpc.client\n\
+             socket.setdefaulttimeout(5)\n\
              p = xmlrpc.client.ServerProxy('http://127.0.0.1:%s/RPC2' % sys.argv[1])\n\
              sys.stdout.write(p.istats())\n",
             &monitor_port.to_string(),
@@ -131,4 +136,64 @@ pub fn send_udp(port: u16, payload: &str) {
         .send_to(payload.as_bytes(), ("127.0.0.1", port))
         .expect("send udp datagram");
     assert_eq!(n, payload.len(), "short UDP send");
+}
+
+/// A child started in its own process group, so that it and everything it
+/// starts (runsv: svlogd, chpst, the daemon) die together. Drop kills the group.
+/// If this test process dies without dropping it (killed by a timeout, aborted),
+/// a watchdog shell that reads a pipe from us sees EOF and kills the group, so
+/// no peer outlives the test run.
+pub struct GroupGuard {
+    child: Child,
+    watchdog: Child,
+}
+
+impl GroupGuard {
+    pub fn spawn(cmd: &mut Command) -> io::Result<GroupGuard> {
+        let child = cmd.process_group(0).spawn()?;
+        let pgid = child.id();
+        let watchdog = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("read _; kill -KILL -- -{pgid} 2>/dev/null"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Not in our group: a ^C to the test run must not kill it first.
+            .process_group(0)
+            .spawn();
+        match watchdog {
+            Ok(watchdog) => Ok(GroupGuard { child, watchdog }),
+            Err(e) => {
+                let mut child = child;
+                kill_group(pgid);
+                let _ = child.wait();
+                Err(e)
+            }
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        // Kill before reaping: the unreaped leader keeps its pgid from reuse.
+        kill_group(self.child.id());
+        drop(self.watchdog.stdin.take());
+        let _ = self.watchdog.wait();
+        let _ = self.child.wait();
+    }
+}
+
+fn kill_group(pgid: u32) {
+    // SAFETY: kill(2) on a process group we created; no memory is involved.
+    unsafe {
+        libc::kill(-(pgid as i32), libc::SIGKILL);
+    }
 }

@@ -9,12 +9,11 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{read_lossy, require_binary, wait_for};
+use super::{read_lossy, require_binary, wait_for, GroupGuard};
 
 const SHIPPED_RUN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/runit/statsd/run");
 const SHIPPED_LOG_RUN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/runit/statsd/log/run");
@@ -35,7 +34,8 @@ pub struct Options {
 }
 
 /// A service dir under a running `runsv`. Drop kills runsv, svlogd and the
-/// daemon (one process group) whatever state the test left them in.
+/// daemon (one process group) whatever state the test left them in; declared
+/// before `tmp` so they die before their dir is removed.
 pub struct Service {
     /// The service dir given to runsv and sv.
     pub dir: PathBuf,
@@ -43,7 +43,7 @@ pub struct Service {
     pub log_dir: PathBuf,
     /// The daemon's exact argv after rewriting, for failure messages.
     pub command_line: String,
-    runsv: Child,
+    _runsv: GroupGuard,
     tmp: tempfile::TempDir,
 }
 
@@ -174,21 +174,20 @@ impl Service {
         write_exec(&dir.join("log").join("run"), &log_run);
 
         let out = fs::File::create(tmp.path().join("runsv.out")).expect("create runsv.out");
-        let runsv = Command::new(runsv)
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup fd"))
-            .stderr(out)
-            // Own process group: runsv, svlogd, chpst and the daemon all stay
-            // in it, so Drop can kill every one of them at once.
-            .process_group(0)
-            .spawn()
-            .expect("spawn runsv");
+        // runsv, svlogd, chpst and the daemon all stay in runsv's group.
+        let runsv = GroupGuard::spawn(
+            Command::new(runsv)
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().expect("dup fd"))
+                .stderr(out),
+        )
+        .expect("spawn runsv");
         Service {
             dir,
             log_dir,
             command_line,
-            runsv,
+            _runsv: runsv,
             tmp,
         }
     }
@@ -272,18 +271,6 @@ impl Service {
             },
             || self.describe(),
         )
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let pgid = self.runsv.id() as i32;
-        // SAFETY: plain kill(2) on our own child's process group; runsv is not
-        // reaped yet, so its pgid cannot have been reused.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
-        let _ = self.runsv.wait();
     }
 }
 
