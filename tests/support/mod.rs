@@ -154,7 +154,7 @@ impl GroupGuard {
         let pgid = child.id();
         let watchdog = Command::new("/bin/sh")
             .arg("-c")
-            .arg(format!("read _; kill -KILL -- -{pgid} 2>/dev/null"))
+            .arg(format!("read _; kill -KILL -{pgid} 2>/dev/null"))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
