@@ -70,7 +70,8 @@ if [ $# -ge 1 ]; then
 else
     command -v cargo-deb >/dev/null || fail "cargo-deb missing: cargo install cargo-deb"
     # cargo deb prints the path of the package as its last line on stdout.
-    deb=$(cargo deb | tail -n 1)
+    # --strip as INSTALL.md says: the release profile keeps debug info.
+    deb=$(cargo deb --strip | tail -n 1)
 fi
 [ -f "$deb" ] || fail "no package at '$deb'"
 ok "built $deb"
