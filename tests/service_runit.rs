@@ -72,15 +72,17 @@ fn assert_num_stats_matches(carbon: &Carbon, num_stats_metric: &str, ts: i64) {
 #[test]
 fn runsv_daemon_flushes_counters_gauges_timers_sets_to_real_carbon() {
     let carbon = Carbon::start();
-    let port = free_tcp_udp_port();
-    let svc = Service::start(&Options {
-        port,
-        monitor_port: free_tcp_port(),
-        graphite_port: carbon.line_port,
-        // 2 s: counters divide by it, and each flush gets its own whole second.
-        flush_interval: "2".to_string(),
-    });
-    svc.wait_listening(1, WAIT);
+    let svc = Service::start_listening(
+        || Options {
+            port: free_tcp_udp_port(),
+            monitor_port: free_tcp_port(),
+            graphite_port: carbon.line_port,
+            // 2 s: counters divide by it, and each flush gets its own whole second.
+            flush_interval: "2".to_string(),
+        },
+        WAIT,
+    );
+    let port = svc.opts.port;
     assert!(svc.status().starts_with("run: "), "{}", svc.describe());
 
     // One datagram: every line lands in the same flush, so one timestamp.
@@ -137,16 +139,17 @@ fn runsv_daemon_flushes_counters_gauges_timers_sets_to_real_carbon() {
 #[test]
 fn sv_down_during_traffic_lands_final_flush_in_whisper_and_logs_to_svlogd() {
     let carbon = Carbon::start();
-    let port = free_tcp_udp_port();
-    let monitor_port = free_tcp_port();
-    let svc = Service::start(&Options {
-        port,
-        monitor_port,
-        graphite_port: carbon.line_port,
-        // Far beyond the test's length: only the flush on SIGTERM publishes.
-        flush_interval: "60".to_string(),
-    });
-    svc.wait_listening(1, WAIT);
+    let svc = Service::start_listening(
+        || Options {
+            port: free_tcp_udp_port(),
+            monitor_port: free_tcp_port(),
+            graphite_port: carbon.line_port,
+            // Far beyond the test's length: only the flush on SIGTERM publishes.
+            flush_interval: "60".to_string(),
+        },
+        WAIT,
+    );
+    let (port, monitor_port) = (svc.opts.port, svc.opts.monitor_port);
     let before = svc.status();
     assert!(before.starts_with("run: "), "sv status before: {before}");
 
@@ -242,16 +245,18 @@ fn sv_down_during_traffic_lands_final_flush_in_whisper_and_logs_to_svlogd() {
 
 #[test]
 fn publish_failure_reaches_svlogd_and_daemon_still_exits_cleanly() {
-    let port = free_tcp_udp_port();
     // Nothing listens there: every publish is refused.
     let dead_carbon = free_tcp_port();
-    let svc = Service::start(&Options {
-        port,
-        monitor_port: free_tcp_port(),
-        graphite_port: dead_carbon,
-        flush_interval: "0.5".to_string(),
-    });
-    svc.wait_listening(1, WAIT);
+    let svc = Service::start_listening(
+        || Options {
+            port: free_tcp_udp_port(),
+            monitor_port: free_tcp_port(),
+            graphite_port: dead_carbon,
+            flush_interval: "0.5".to_string(),
+        },
+        WAIT,
+    );
+    let port = svc.opts.port;
     send_udp(port, "lost.count:1|c\n");
 
     let needle = format!("127.0.0.1:{dead_carbon}");

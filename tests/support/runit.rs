@@ -22,6 +22,7 @@ const SHIPPED_LOG_RUN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/runi
 const SHIPPED_PREFIX: [&str; 5] = ["exec", "chpst", "-u", "statsd", "/usr/sbin/statsd"];
 
 /// What a test sets on the shipped command line.
+#[derive(Clone, Debug)]
 pub struct Options {
     /// `-p`: UDP and TCP metrics port.
     pub port: u16,
@@ -43,6 +44,8 @@ pub struct Service {
     pub log_dir: PathBuf,
     /// The daemon's exact argv after rewriting, for failure messages.
     pub command_line: String,
+    /// What the command line was built from (the ports in use).
+    pub opts: Options,
     _runsv: GroupGuard,
     tmp: tempfile::TempDir,
 }
@@ -93,7 +96,7 @@ fn set_flag(tokens: &mut [String], flag: &str, value: &str) {
 
 impl Service {
     /// Builds the service dir from the shipped scripts and starts `runsv` on it.
-    /// Does not wait for the daemon: see [`Service::wait_listening`].
+    /// Does not wait for the daemon: see [`Service::start_listening`].
     pub fn start(opts: &Options) -> Service {
         let runsv = require_binary("/usr/bin/runsv", "runit");
         require_binary("/usr/bin/sv", "runit");
@@ -187,9 +190,39 @@ impl Service {
             dir,
             log_dir,
             command_line,
+            opts: opts.clone(),
             _runsv: runsv,
             tmp,
         }
+    }
+
+    /// Starts the service and waits for the daemon's start-up line. Ports are
+    /// picked free but may be taken by another process before the daemon binds
+    /// them; the daemon then exits non-zero, and this retries with new ports
+    /// from `opts` (at most 3 times).
+    pub fn start_listening(opts: impl Fn() -> Options, timeout: Duration) -> Service {
+        let mut last = String::new();
+        for _ in 0..3 {
+            let svc = Service::start(&opts());
+            let up = wait_for(
+                timeout,
+                "the daemon's start-up line or its exit",
+                || {
+                    if !svc.exits().is_empty() {
+                        Some(false)
+                    } else {
+                        (svc.log().contains("listening") && svc.daemon_pid().is_some())
+                            .then_some(true)
+                    }
+                },
+                || svc.describe(),
+            );
+            if up {
+                return svc;
+            }
+            last = svc.describe();
+        }
+        panic!("the daemon did not start under runsv in 3 tries; last:\n{last}");
     }
 
     /// Runs `sv ARGS... <dir>` and returns its stdout.
@@ -239,21 +272,6 @@ impl Service {
             self.log(),
             read_lossy(&self.tmp.path().join("runsv.out"))
         )
-    }
-
-    /// Waits until the daemon runs under runsv and its start-up line (which
-    /// names the bound addresses) is in svlogd's `current` for the `nth` time
-    /// (1 for the first start).
-    pub fn wait_listening(&self, nth: usize, timeout: Duration) {
-        wait_for(
-            timeout,
-            &format!("start-up line #{nth} (\"listening\") in svlogd's current"),
-            || {
-                let started = self.log().matches("listening").count() >= nth;
-                (started && self.daemon_pid().is_some()).then_some(())
-            },
-            || self.describe(),
-        );
     }
 
     /// `sv down`, then waits until sv reports the daemon down and ./finish has
