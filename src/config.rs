@@ -78,6 +78,14 @@ pub struct Cli {
     #[arg(long = "sets-prefix", default_value = "stats")]
     pub sets_prefix: String,
 
+    /// Seconds allowed to resolve and connect to carbon
+    #[arg(long = "graphite-connect-timeout", default_value_t = 5.0)]
+    pub graphite_connect_timeout: f64,
+
+    /// Seconds allowed for each write to carbon
+    #[arg(long = "graphite-write-timeout", default_value_t = 30.0)]
+    pub graphite_write_timeout: f64,
+
     /// Write the Graphite lines to stdout instead of sending them to carbon
     #[arg(long = "console")]
     pub console: bool,
@@ -210,6 +218,8 @@ impl Config {
         }
         let flush_interval = seconds("--flush-interval", cli.flush_interval)?;
         seconds("--tcp-idle-timeout", cli.tcp_idle_timeout)?;
+        seconds("--graphite-connect-timeout", cli.graphite_connect_timeout)?;
+        seconds("--graphite-write-timeout", cli.graphite_write_timeout)?;
         seconds("--shutdown-timeout", cli.shutdown_timeout)?;
         seconds("--alert-interval", cli.alert_interval)?;
         for (name, prefix) in [

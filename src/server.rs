@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
@@ -23,7 +23,7 @@ use crate::intake::{printable, Intake};
 use crate::logging::{print_line, Logs};
 use crate::net::{self, TcpLimits};
 use crate::render::{render_meta, render_metrics};
-use crate::sink::{Payload, Publisher, Target};
+use crate::sink::{Carbon, Payload, Publisher, Target};
 use crate::stats::{self, unix_now, ServerStats};
 
 /// The sockets a server runs on, bound before it starts.
@@ -386,10 +386,12 @@ pub async fn run(
     let target = if config.cli.console {
         Target::Console
     } else {
-        Target::Graphite {
+        Target::Graphite(Carbon {
             host: config.cli.graphite_host.clone(),
             port: config.cli.graphite_port,
-        }
+            connect_timeout: Duration::from_secs_f64(config.cli.graphite_connect_timeout),
+            write_timeout: Duration::from_secs_f64(config.cli.graphite_write_timeout),
+        })
     };
     let (payloads, payloads_rx) = mpsc::unbounded_channel();
     let publisher = Publisher::new(
