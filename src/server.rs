@@ -7,11 +7,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
+use crate::admin;
 use crate::aggregate::{merge, GaugeState, Hasher, IntakeCounts, Shard};
 use crate::alert::nsca::load_send_nsca_config;
 use crate::alert::{
@@ -22,7 +23,7 @@ use crate::intake::{printable, Intake};
 use crate::logging::{print_line, Logs};
 use crate::net::{self, TcpLimits};
 use crate::render::{render_meta, render_metrics};
-use crate::sink::{Payload, Publisher, Target};
+use crate::sink::{Carbon, Payload, Publisher, Target};
 use crate::stats::{self, unix_now, ServerStats};
 
 /// The sockets a server runs on, bound before it starts.
@@ -151,6 +152,7 @@ impl Flusher {
                 stats.udp_kernel_drops = drops;
             }
             stats.gauges_remembered = self.gauges.len() as u64;
+            stats.gauges_forgotten = self.gauges.forgotten;
             let meta = stats.keys(&snapshot.intake, &render, total);
             stats.intake_total.add(&snapshot.intake);
             stats.render = render;
@@ -365,16 +367,32 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
-    // TODO(issue 3): serve XML-RPC istats on the monitor listener.
-    let _monitor = listeners.monitor;
+    let monitor_task = match listeners.monitor {
+        Some(listener) => {
+            let (stats, shards) = (stats.clone(), shards.clone());
+            let source: admin::IstatsSource = Arc::new(move || istats_json(&stats, &shards));
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(admin::serve(
+                tokio::net::TcpListener::from_std(listener)?,
+                source,
+                admin::AdminLimits::default(),
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            )))
+        }
+        None => None,
+    };
 
     let target = if config.cli.console {
         Target::Console
     } else {
-        Target::Graphite {
+        Target::Graphite(Carbon {
             host: config.cli.graphite_host.clone(),
             port: config.cli.graphite_port,
-        }
+            connect_timeout: Duration::from_secs_f64(config.cli.graphite_connect_timeout),
+            write_timeout: Duration::from_secs_f64(config.cli.graphite_write_timeout),
+        })
     };
     let (payloads, payloads_rx) = mpsc::unbounded_channel();
     let publisher = Publisher::new(
@@ -392,7 +410,7 @@ pub async fn run(
     let interval = config.flush_interval;
     let mut flusher = Flusher {
         shards,
-        gauges: GaugeState::new(hasher),
+        gauges: GaugeState::bounded(hasher, config.gauge_ttl_flushes(), config.cli.max_names),
         config,
         stats,
         logs,
@@ -421,6 +439,9 @@ pub async fn run(
     let _ = tcp_task.await;
     if let Some(task) = alert_task {
         task.abort();
+    }
+    if let Some(task) = monitor_task {
+        let _ = task.await;
     }
     flusher.flush();
     drop(flusher);
