@@ -5,7 +5,7 @@
 #
 #   contrib/test-deb.sh [PATH.deb]     (root; default: build with `cargo deb`)
 #
-# Needs root, dpkg, runit, python3 and cargo-deb (see ci-deps.txt). Refuses to
+# Needs root, dpkg, runit, python3 and cargo-deb (see scripts/test.sh). Refuses to
 # run where a statsd package or an enabled /etc/service/statsd already exists,
 # and leaves the machine as it found it: runsv and the daemon are killed, the
 # package purged, and the statsd user removed if this script created it.
@@ -35,7 +35,7 @@ wait_until() {
 
 [ "$(id -u)" = 0 ] || fail "needs root (dpkg -i, chpst -u statsd)"
 for b in dpkg dpkg-deb runsv sv svlogd chpst python3; do
-    command -v "$b" >/dev/null || fail "$b missing: see ci-deps.txt (apt-get install -y runit python3)"
+    command -v "$b" >/dev/null || fail "$b missing: see scripts/test.sh (apt-get install -y runit python3)"
 done
 if dpkg-query -W -f='${Status}' statsd 2>/dev/null | grep -q installed; then
     fail "a statsd package is already installed here; not touching it"
@@ -70,7 +70,7 @@ if [ $# -ge 1 ]; then
 else
     command -v cargo-deb >/dev/null || fail "cargo-deb missing: cargo install cargo-deb"
     # cargo deb prints the path of the package as its last line on stdout.
-    # --strip as INSTALL.md says: the release profile keeps debug info.
+    # --strip as the README says: the release profile keeps debug info.
     deb=$(cargo deb --strip | tail -n 1)
 fi
 [ -f "$deb" ] || fail "no package at '$deb'"

@@ -355,7 +355,7 @@ fn critical_when_carbon_is_unreachable() {
     assert!(
         check
             .output
-            .ends_with(" flushes failed; nothing published yet"),
+            .ends_with(" publish attempts failed; nothing published yet"),
         "{}",
         check.output
     );
@@ -475,7 +475,8 @@ fn ok_then_critical_then_ok_as_carbon_goes_and_comes_back() {
     carbon.set_up(false);
     let (critical, check) = nsca.wait_for_check(ok + 1, WAIT, "CRITICAL", |c| c.code == 2);
     assert!(
-        check.output.starts_with("CRITICAL: all ") && check.output.contains(" flushes failed; "),
+        check.output.starts_with("CRITICAL: all ")
+            && check.output.contains(" publish attempts failed; "),
         "{}",
         check.output
     );
@@ -533,11 +534,11 @@ fn warning_when_some_publishes_fail() {
         (warning.host.as_str(), warning.service.as_str()),
         (HOST, "statsd")
     );
-    // "WARNING: F of T flushes failed; N lines last published in ..."
+    // "WARNING: F of T publish attempts failed; N lines last published in ..."
     let counts = warning
         .output
         .strip_prefix("WARNING: ")
-        .and_then(|rest| rest.split_once(" flushes failed; "))
+        .and_then(|rest| rest.split_once(" publish attempts failed; "))
         .unwrap_or_else(|| panic!("{}", warning.output));
     let (failed, total) = counts
         .0

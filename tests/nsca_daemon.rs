@@ -234,7 +234,7 @@ async fn alert_loop_reports_to_daemon() {
     ));
     daemon
         .wait_for_line(
-            ";web-01;statsd.my_prefix;2;CRITICAL: all 3 flushes failed; \
+            ";web-01;statsd.my_prefix;2;CRITICAL: all 3 publish attempts failed; \
              42 lines last published in 0.013s at 2026-11-25T17:00:00Z",
         )
         .await;

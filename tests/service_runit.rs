@@ -2,7 +2,7 @@
 //! shipped run script, logging through svlogd, publishing to a real carbon-cache
 //! whose whisper files the tests read back.
 //!
-//! Needs Debian's graphite-carbon, python3-whisper and runit (ci-deps.txt); a
+//! Needs Debian's graphite-carbon, python3-whisper and runit (scripts/test.sh installs them); a
 //! missing peer fails the test with the package to install.
 
 mod support;

@@ -22,7 +22,7 @@ pub fn require_binary(path: &str, package: &str) -> PathBuf {
     assert!(
         p.is_file(),
         "{path} is missing: this test needs a real peer; install it with \
-         `apt-get install -y {package}` (see ci-deps.txt)"
+         `apt-get install -y {package}` (see scripts/test.sh)"
     );
     p
 }
@@ -39,7 +39,7 @@ pub fn require_python_whisper() {
     assert!(
         ok,
         "python3 cannot import whisper: install it with \
-         `apt-get install -y python3-whisper` (see ci-deps.txt)"
+         `apt-get install -y python3-whisper` (see scripts/test.sh)"
     );
 }
 
