@@ -114,6 +114,10 @@ pub struct Cli {
     #[arg(long = "max-names", default_value_t = 1_000_000)]
     pub max_names: usize,
 
+    /// Seconds a gauge not updated is remembered for later deltas (0 = forever)
+    #[arg(long = "gauge-ttl", default_value_t = 86400.0)]
+    pub gauge_ttl: f64,
+
     /// Timer samples kept per series per interval for percentiles (beyond: uniform reservoir)
     #[arg(long = "max-timer-samples", default_value_t = 10_000)]
     pub max_timer_samples: usize,
@@ -222,6 +226,12 @@ impl Config {
         seconds("--graphite-write-timeout", cli.graphite_write_timeout)?;
         seconds("--shutdown-timeout", cli.shutdown_timeout)?;
         seconds("--alert-interval", cli.alert_interval)?;
+        if !(cli.gauge_ttl.is_finite() && cli.gauge_ttl >= 0.0) {
+            return Err(format!(
+                "--gauge-ttl must be 0 or a positive number of seconds, not {}",
+                cli.gauge_ttl
+            ));
+        }
         for (name, prefix) in [
             ("--metadata-prefix", &cli.metadata_prefix),
             ("--counters-prefix", &cli.counters_prefix),
@@ -233,6 +243,12 @@ impl Config {
         }
         if cli.graphite_host.is_empty() {
             return Err("--graphite-host must not be empty".into());
+        }
+        if let Some(method) = &cli.nsca_encryption {
+            // Checked even without -a: a bad value is a bad flag.
+            method
+                .parse::<crate::alert::Encryption>()
+                .map_err(|e| format!("--nsca-encryption: {e}"))?;
         }
         if cli.max_line_bytes == 0 {
             return Err("--max-line-bytes must be at least 1".into());
@@ -289,6 +305,16 @@ impl Config {
     /// Time allowed for the last publish at shutdown.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.cli.shutdown_timeout)
+    }
+
+    /// Flushes a gauge stays remembered without updates (0 = forever).
+    pub fn gauge_ttl_flushes(&self) -> u64 {
+        if self.cli.gauge_ttl == 0.0 {
+            return 0;
+        }
+        (self.cli.gauge_ttl / self.cli.flush_interval)
+            .ceil()
+            .max(1.0) as u64
     }
 
     /// Time between NSCA checks.

@@ -14,6 +14,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::aggregate::Shard;
 use crate::intake::Intake;
+use crate::protocol::ParseError;
 use crate::stats::ServerStats;
 
 /// How often a blocked UDP worker wakes up to check for shutdown.
@@ -318,6 +319,14 @@ pub async fn tcp_accept_loop(
             (shard.clone(), intake.clone(), stats.clone(), stop.clone());
         connections.spawn(async move {
             let idle = tcp_connection(stream, &shard, &intake, limits, stop).await;
+            if idle {
+                intake.logs.intake.error(|| {
+                    format!(
+                        "closed TCP connection from {peer}: silent for {:?} (--tcp-idle-timeout)",
+                        limits.idle_timeout
+                    )
+                });
+            }
             let mut stats = stats.lock();
             stats.tcp_open = stats.tcp_open.saturating_sub(1);
             if idle {
@@ -363,11 +372,11 @@ async fn tcp_connection(
         };
         let n = match read {
             Err(_) => {
-                framer.finish(|| shard.lock().count_discarded());
+                framer.finish(|| shard.lock().count_discarded(ParseError::CutOff));
                 return !stopping;
             }
             Ok(Ok(0)) | Ok(Err(_)) => {
-                framer.finish(|| shard.lock().count_discarded());
+                framer.finish(|| shard.lock().count_discarded(ParseError::CutOff));
                 return false;
             }
             Ok(Ok(n)) => n,
@@ -375,7 +384,7 @@ async fn tcp_connection(
         let mut shard = shard.lock();
         framer.feed(&chunk[..n], |lines| intake.ingest(&mut shard, lines));
         for _ in 0..framer.take_overlong() {
-            shard.count_discarded();
+            shard.count_discarded(ParseError::TooLong);
         }
     }
 }

@@ -56,6 +56,47 @@ pub enum ParseError {
     UnknownField,
     #[error("bad tag")]
     BadTag,
+    #[error("line cut off by the connection closing")]
+    CutOff,
+}
+
+impl ParseError {
+    /// Every reason, in the order of [`ParseError::index`].
+    pub const ALL: [ParseError; 11] = [
+        ParseError::NotUtf8,
+        ParseError::TooLong,
+        ParseError::MissingValue,
+        ParseError::EmptyName,
+        ParseError::MissingType,
+        ParseError::UnknownType,
+        ParseError::BadValue,
+        ParseError::BadRate,
+        ParseError::UnknownField,
+        ParseError::BadTag,
+        ParseError::CutOff,
+    ];
+
+    /// Position in [`ParseError::ALL`], for per-reason counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The stat key suffix: `metrics.discarded.<key>`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ParseError::NotUtf8 => "not_utf8",
+            ParseError::TooLong => "too_long",
+            ParseError::MissingValue => "missing_value",
+            ParseError::EmptyName => "empty_name",
+            ParseError::MissingType => "missing_type",
+            ParseError::UnknownType => "unknown_type",
+            ParseError::BadValue => "bad_value",
+            ParseError::BadRate => "bad_rate",
+            ParseError::UnknownField => "unknown_field",
+            ParseError::BadTag => "bad_tag",
+            ParseError::CutOff => "cut_off",
+        }
+    }
 }
 
 /// A parsed line: a series key and its values.
@@ -494,6 +535,13 @@ mod tests {
         assert_eq!(bad(b"x\xff:1|c"), ParseError::NotUtf8);
         assert_eq!(bad(b"x:1|c:bad|c"), ParseError::BadValue);
         assert_eq!(bad(b"x:1|c|#:v"), ParseError::BadTag);
+    }
+
+    #[test]
+    fn reasons_have_distinct_indexes() {
+        for (i, reason) in ParseError::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+        }
     }
 
     #[test]

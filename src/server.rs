@@ -152,6 +152,7 @@ impl Flusher {
                 stats.udp_kernel_drops = drops;
             }
             stats.gauges_remembered = self.gauges.len() as u64;
+            stats.gauges_forgotten = self.gauges.forgotten;
             let meta = stats.keys(&snapshot.intake, &render, total);
             stats.intake_total.add(&snapshot.intake);
             stats.render = render;
@@ -409,7 +410,7 @@ pub async fn run(
     let interval = config.flush_interval;
     let mut flusher = Flusher {
         shards,
-        gauges: GaugeState::new(hasher),
+        gauges: GaugeState::bounded(hasher, config.gauge_ttl_flushes(), config.cli.max_names),
         config,
         stats,
         logs,
