@@ -432,6 +432,7 @@ fn thousands_of_tcp_connections_opened_and_dropped() {
     });
     assert_eq!(stat(&stats, "metrics.received"), tcp_ok + udp_ok, "{stats}");
     assert_eq!(stat(&stats, "metrics.discarded"), half, "{stats}");
+    assert_eq!(stat(&stats, "metrics.discarded.cut_off"), half, "{stats}");
     assert_eq!(stat(&stats, "tcp.connections.refused"), 0, "{stats}");
     assert_eq!(stat(&stats, "udp.kernel_drops"), 0, "{stats}");
 
@@ -625,6 +626,9 @@ fn nasty_lines_are_counted_and_good_ones_exact() {
         bad_lines + u64::from(!tags_kept),
         "{stats}"
     );
+    // Three lines that are not UTF-8, sent twice; one line too long.
+    assert_eq!(stat(&stats, "metrics.discarded.not_utf8"), 6, "{stats}");
+    assert_eq!(stat(&stats, "metrics.discarded.too_long"), 1, "{stats}");
 
     assert_eq!(daemon.terminate(), 0);
     let flush = carbon.flush_with("stats.after.long");
@@ -652,7 +656,8 @@ fn nasty_lines_are_counted_and_good_ones_exact() {
             "{line}"
         );
         assert!(
-            !path(line).contains("bad") && !path(line).contains("nan"),
+            path(line).starts_with("statsd.")
+                || !(path(line).contains("bad") || path(line).contains("nan")),
             "{line}"
         );
     }
@@ -753,6 +758,8 @@ fn idle_tcp_connection_is_closed_and_counted() {
     assert_eq!(stat(&stats, "tcp.connections.idle_closed"), 1, "{stats}");
     // The partial line the idle peer left is counted as discarded.
     assert_eq!(stat(&stats, "metrics.discarded"), 1, "{stats}");
+    assert_eq!(stat(&stats, "metrics.discarded.cut_off"), 1, "{stats}");
+    daemon.wait_stderr("--tcp-idle-timeout");
     assert_eq!(daemon.terminate(), 0);
     let flush = carbon.flush_with("stats.busy");
     assert_eq!(value_of(&flush, "stats.busy"), Some(7.0 / 1000.0));
