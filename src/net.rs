@@ -117,9 +117,9 @@ pub fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Pause after a receive call that emptied the queue (see `udp_worker`).
-const IDLE_PAUSE: Duration = Duration::from_micros(250);
+const IDLE_PAUSE: Duration = Duration::from_millis(1);
 /// Datagrams taken per `recvmmsg` call.
-const RECV_BATCH: usize = 16;
+const RECV_BATCH: usize = 32;
 
 /// Buffers for receiving up to [`RECV_BATCH`] datagrams in one system call;
 /// each slot holds the largest possible datagram, so nothing is truncated.
