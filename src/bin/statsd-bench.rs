@@ -219,17 +219,25 @@ impl Generator {
     }
 }
 
-/// Decides how many datagrams may go now; `None` means sleep first.
+/// Decides how many datagrams may go now; `Err` means sleep that long first.
 struct Pacer {
     rate: f64,
     start: Instant,
     /// Lines' worth of tokens forfeited because the sender fell behind by more
-    /// than the burst cap; keeps catch-up bursts short.
+    /// than the burst cap (descheduled on a busy machine); keeps catch-up
+    /// bursts short.
     forfeited: f64,
+    /// Whether we already slept once waiting for a full batch.
+    waited: bool,
 }
 
 impl Pacer {
-    /// Returns Ok(datagrams to send now) or Err(time to sleep).
+    /// Longest sleep while waiting for a full batch: bounds burstiness at low
+    /// rates while keeping wake-ups (and our CPU use) to about 1000 a second.
+    const MAX_BATCH_WAIT: f64 = 0.001;
+    /// Catch-up allowance after falling behind, in seconds of traffic.
+    const BURST: f64 = 0.05;
+
     fn admit(&mut self, sent_lines: u64, lpd: usize, batch: usize) -> Result<usize, Duration> {
         if self.rate <= 0.0 {
             return Ok(batch);
@@ -237,25 +245,28 @@ impl Pacer {
         let elapsed = self.start.elapsed().as_secs_f64();
         let mut tokens = self.rate * elapsed - self.forfeited - sent_lines as f64;
         let full = (batch * lpd) as f64;
-        // Burst cap: 20 ms of traffic, or one full batch if that is larger.
-        let cap = (self.rate * 0.02).max(full);
+        let cap = (self.rate * Self::BURST).max(full);
         if tokens > cap {
             self.forfeited += tokens - cap;
             tokens = cap;
         }
         if tokens >= full {
+            self.waited = false;
             return Ok(batch);
         }
-        let to_full = (full - tokens) / self.rate;
-        if to_full <= 0.001 {
-            // High rate: wait for a whole batch to save syscalls.
-            return Err(Duration::from_secs_f64(to_full.max(20e-6)));
+        if !self.waited {
+            self.waited = true;
+            let to_full = (full - tokens) / self.rate;
+            return Err(Duration::from_secs_f64(
+                to_full.clamp(10e-6, Self::MAX_BATCH_WAIT),
+            ));
         }
         if tokens >= lpd as f64 {
+            self.waited = false;
             return Ok((tokens / lpd as f64) as usize);
         }
         Err(Duration::from_secs_f64(
-            ((lpd as f64 - tokens) / self.rate).max(20e-6),
+            ((lpd as f64 - tokens) / self.rate).max(10e-6),
         ))
     }
 }
@@ -501,7 +512,8 @@ fn run(a: &Args) -> Result<(), String> {
     if a.names < a.types.len() {
         return Err("--names must be at least the number of --types".into());
     }
-    if !(a.max_duration > 0.0) || a.duration.is_some_and(|d| !(d > 0.0)) {
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    if !positive(a.max_duration) || a.duration.is_some_and(|d| !positive(d)) {
         return Err("--duration and --max-duration must be > 0".into());
     }
     let addr = resolve_loopback(&a.target)?;
@@ -540,7 +552,11 @@ fn run(a: &Args) -> Result<(), String> {
         rate: a.rate as f64,
         start,
         forfeited: 0.0,
+        waited: false,
     };
+    // Precise short sleeps keep pacing smooth at high rates.
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer; failure is harmless.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
     let out = if a.tcp {
         run_tcp(a, addr, &mut g, &mut pacer, deadline)?
     } else {
