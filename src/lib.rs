@@ -2,11 +2,23 @@
 //! pystatsd fork. Module map (read this first):
 //!
 //! - [`config`]: command-line flags and their validation -> `Config`.
-//! - [`protocol`]: parse one StatsD line into samples; name cleaning. Pure.
+//! - [`protocol`]: parse one StatsD line into values; name cleaning. Pure.
 //! - [`aggregate`]: per-worker `Shard`s, merged at flush into a `Snapshot`. Pure.
 //! - [`render`]: `Snapshot` + prefixes + timestamp -> Graphite plaintext lines. Pure.
-//! - [`stats`]: the server's own counters (SPEC section 6), for the flush and `istats`.
+//! - [`stats`]: the server's own stats (SPEC section 6), for the flush and `istats`.
+//! - [`intake`]: what every receive path shares: parse into a shard, debug output.
+//! - [`net`]: binding, UDP receive workers, TCP line framing.
 //! - [`sink`]: where rendered lines go: carbon (timeouts, bounded backlog) or stdout.
-//! - [`net`]: UDP receive workers and TCP line framing.
 //! - [`server`]: wires it all together: `run(listeners, config, shutdown)`.
 //! - [`logging`]: rate-limited messages on stderr.
+
+pub mod aggregate;
+pub mod config;
+pub mod intake;
+pub mod logging;
+pub mod net;
+pub mod protocol;
+pub mod render;
+pub mod server;
+pub mod sink;
+pub mod stats;

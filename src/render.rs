@@ -1,0 +1,256 @@
+//! Rendering: a [`Snapshot`] becomes Graphite plaintext lines,
+//! `path value timestamp\n`, with the original's paths and prefixes.
+
+use std::time::{Duration, Instant};
+
+use crate::aggregate::{Snapshot, TimerSamples};
+
+/// What shapes the output paths and values.
+#[derive(Debug, Clone)]
+pub struct RenderConfig {
+    /// Prefix of counters (`--counters-prefix`).
+    pub counters_prefix: String,
+    /// Prefix of gauges (`--gauge-prefix`).
+    pub gauge_prefix: String,
+    /// Prefix of timers (`--timers-prefix`).
+    pub timers_prefix: String,
+    /// Prefix of sets (`--sets-prefix`).
+    pub sets_prefix: String,
+    /// Prefix of the server's own stats (`--metadata-prefix`).
+    pub metadata_prefix: String,
+    /// Timer percentile threshold (`--pct`).
+    pub pct: f64,
+    /// Seconds per flush: counters are written as per-second rates.
+    pub flush_interval: f64,
+}
+
+/// Per-kind counts and durations of one render (SPEC `render.*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RenderStats {
+    /// Counter names rendered.
+    pub counters: usize,
+    /// Gauge names rendered.
+    pub gauges: usize,
+    /// Set names rendered.
+    pub sets: usize,
+    /// Timer names rendered.
+    pub timers: usize,
+    /// Time spent on counters.
+    pub counters_duration: Duration,
+    /// Time spent on gauges.
+    pub gauges_duration: Duration,
+    /// Time spent on sets.
+    pub sets_duration: Duration,
+    /// Time spent on timers.
+    pub timers_duration: Duration,
+    /// Graphite lines written for metrics (not counting the server's own).
+    pub lines: usize,
+}
+
+impl RenderStats {
+    /// Total time spent rendering metrics.
+    pub fn duration(&self) -> Duration {
+        self.counters_duration + self.gauges_duration + self.sets_duration + self.timers_duration
+    }
+}
+
+/// Appends a number in the shortest form that reads back exactly; integers
+/// without a fraction. Non-finite values never reach here, but are written as
+/// 0 rather than as text carbon would reject.
+pub fn write_number(out: &mut Vec<u8>, value: f64) {
+    if !value.is_finite() {
+        out.push(b'0');
+    } else if value == value.trunc() && value.abs() < 1e15 {
+        out.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
+    } else {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+    }
+}
+
+/// The text after `upper_` for a percentile: `90`, or `99_9` for 99.9.
+pub fn pct_suffix(pct: f64) -> String {
+    let mut text = Vec::new();
+    write_number(&mut text, pct);
+    String::from_utf8_lossy(&text).replace('.', "_")
+}
+
+/// One line writer: keeps the timestamp text and counts lines.
+struct LineWriter<'a> {
+    out: &'a mut Vec<u8>,
+    timestamp: String,
+    lines: usize,
+}
+
+impl LineWriter<'_> {
+    /// Writes `prefix.name<suffix>[;tags] value timestamp\n`. The key holds
+    /// the name and its tags (`name;a=b`); the suffix goes between them.
+    fn line(&mut self, prefix: &str, key: &str, suffix: &str, value: f64) {
+        let (name, tags) = match key.find(';') {
+            Some(at) => key.split_at(at),
+            None => (key, ""),
+        };
+        if !prefix.is_empty() {
+            self.out.extend_from_slice(prefix.as_bytes());
+            self.out.push(b'.');
+        }
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(suffix.as_bytes());
+        self.out.extend_from_slice(tags.as_bytes());
+        self.out.push(b' ');
+        write_number(self.out, value);
+        self.out.push(b' ');
+        self.out.extend_from_slice(self.timestamp.as_bytes());
+        self.out.push(b'\n');
+        self.lines += 1;
+    }
+}
+
+/// The k-th smallest kept value with k = max(1, floor(pct / 100 * n)).
+fn percentile(sorted: &[f64], pct: f64) -> f64 {
+    let n = sorted.len();
+    let k = ((pct / 100.0 * n as f64).floor() as usize).clamp(1, n.max(1));
+    sorted.get(k - 1).copied().unwrap_or(0.0)
+}
+
+fn render_timer(
+    w: &mut LineWriter<'_>,
+    prefix: &str,
+    key: &str,
+    timer: &mut TimerSamples,
+    upper_pct: &str,
+    pct: f64,
+) {
+    timer.values.sort_unstable_by(f64::total_cmp);
+    let mean = if timer.seen > 0 {
+        timer.sum / timer.seen as f64
+    } else {
+        0.0
+    };
+    w.line(prefix, key, ".lower", timer.lower);
+    w.line(prefix, key, ".count", timer.count);
+    w.line(prefix, key, ".mean", mean);
+    w.line(prefix, key, ".upper", timer.upper);
+    w.line(prefix, key, upper_pct, percentile(&timer.values, pct));
+}
+
+/// Renders every metric of a snapshot; returns what it did. Counters first,
+/// then gauges, timers and sets, each sorted by name.
+pub fn render_metrics(
+    snapshot: &mut Snapshot,
+    config: &RenderConfig,
+    timestamp: u64,
+    out: &mut Vec<u8>,
+) -> RenderStats {
+    let mut stats = RenderStats::default();
+    let mut w = LineWriter {
+        out,
+        timestamp: timestamp.to_string(),
+        lines: 0,
+    };
+
+    let started = Instant::now();
+    let interval = if config.flush_interval > 0.0 {
+        config.flush_interval
+    } else {
+        1.0
+    };
+    for (key, sum) in &snapshot.counters {
+        w.line(&config.counters_prefix, key, "", sum / interval);
+    }
+    stats.counters = snapshot.counters.len();
+    stats.counters_duration = started.elapsed();
+
+    let started = Instant::now();
+    for (key, value) in &snapshot.gauges {
+        w.line(&config.gauge_prefix, key, "", *value);
+    }
+    stats.gauges = snapshot.gauges.len();
+    stats.gauges_duration = started.elapsed();
+
+    let started = Instant::now();
+    let upper_pct = format!(".upper_{}", pct_suffix(config.pct));
+    for (key, timer) in &mut snapshot.timers {
+        render_timer(
+            &mut w,
+            &config.timers_prefix,
+            key,
+            timer,
+            &upper_pct,
+            config.pct,
+        );
+    }
+    stats.timers = snapshot.timers.len();
+    stats.timers_duration = started.elapsed();
+
+    let started = Instant::now();
+    for (key, count) in &snapshot.sets {
+        w.line(&config.sets_prefix, key, "", *count as f64);
+    }
+    stats.sets = snapshot.sets.len();
+    stats.sets_duration = started.elapsed();
+
+    stats.lines = w.lines;
+    stats
+}
+
+/// Renders the server's own stats under the metadata prefix, then
+/// `<metadata-prefix>.numStats` = every line of the flush, itself included.
+pub fn render_meta(
+    meta: &[(&str, f64)],
+    metric_lines: usize,
+    config: &RenderConfig,
+    timestamp: u64,
+    out: &mut Vec<u8>,
+) -> usize {
+    let mut w = LineWriter {
+        out,
+        timestamp: timestamp.to_string(),
+        lines: 0,
+    };
+    for (key, value) in meta {
+        w.line(&config.metadata_prefix, key, "", *value);
+    }
+    let total = metric_lines + w.lines + 1;
+    w.line(&config.metadata_prefix, "numStats", "", total as f64);
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn number(value: f64) -> String {
+        let mut out = Vec::new();
+        write_number(&mut out, value);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn numbers_shortest_exact() {
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(-0.0), "0");
+        assert_eq!(number(0.1), "0.1");
+        assert_eq!(number(1.0 / 3.0), "0.3333333333333333");
+        assert_eq!(number(1e300), "1e300");
+        assert_eq!(number(-2.5), "-2.5");
+        assert_eq!(number(f64::NAN), "0");
+        for v in [0.1, 1.0 / 3.0, 1e300, 123456.789, 5e-324] {
+            assert_eq!(number(v).parse::<f64>().unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn percentile_rule() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        assert_eq!(percentile(&v, 90.0), 9.0);
+        assert_eq!(percentile(&v[..1], 90.0), 1.0);
+        assert_eq!(percentile(&v[..2], 10.0), 1.0);
+        assert_eq!(percentile(&v[..3], 50.0), 1.0);
+    }
+
+    #[test]
+    fn pct_suffixes() {
+        assert_eq!(pct_suffix(90.0), "90");
+        assert_eq!(pct_suffix(99.9), "99_9");
+    }
+}
