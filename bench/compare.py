@@ -38,6 +38,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 META_PREFIXES = (b"statsd.", b"stats.statsd.", b"stats_counts.statsd.")
 NUMSTATS = b"statsd.numStats"
 PREFIX = "bench"  # statsd-bench's --prefix; counters are bench.c.<i>
+NAMES_RATE = 100_000  # lines/s for the many-names test: slow enough for Etsy not to drop
 
 
 def log(msg):
@@ -162,6 +163,14 @@ def proc_cpu(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy():
+    """Busy CPU seconds of the whole machine (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]  # idle + iowait
+    return (sum(v[:8]) - idle) / CLK_TCK
 
 
 def proc_status(pid, key):
@@ -307,14 +316,16 @@ class Etsy:
 class Session:
     """One server process with its own fake carbon."""
 
-    def __init__(self, server, fi, workdir):
+    def __init__(self, server, fi, workdir, extra=()):
         self.server = server
+        extra = list(extra)
         self.fi = fi
         prefix, mult = server.count_spec(fi)
         self.carbon = Carbon(prefix, mult)
         self.port = free_port()
-        cmd = server.command(self.port, self.carbon.port, fi, workdir)
-        self.cmdline = " ".join(cmd)
+        cmd = server.command(self.port, self.carbon.port, fi, workdir) + extra
+        self.cmdline = " ".join(cmd).replace(f" {self.port} ", " PORT ").replace(
+            f" {self.carbon.port} ", " CARBON_PORT ")
         self.logf = open(Path(workdir) / f"{server.name}-{self.port}.log", "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
@@ -381,6 +392,7 @@ def measure_load(server, bench_bin, rate, lpd, duration, fi, workdir):
             raise RuntimeError(f"{server.name}: no flush reached carbon")
         _, sum0, _ = s.carbon.snapshot()
         cpu0 = proc_cpu(s.proc.pid)
+        busy0 = machine_busy()
         drops0 = udp_drops(s.port)
         t0 = time.monotonic()
         b, bcmd = run_bench(bench_bin, s.port, [
@@ -388,6 +400,7 @@ def measure_load(server, bench_bin, rate, lpd, duration, fi, workdir):
             "--lines-per-datagram", str(lpd), "--names", "1000", "--batch", "32",
         ], duration + 60)
         t_end = time.monotonic()
+        cpu_mid, busy1 = proc_cpu(s.proc.pid), machine_busy()
         r["bench_cmd"] = bcmd
         drained = s.wait_drained(t_end, fi * 4 + 60)
         cpu1 = proc_cpu(s.proc.pid)
@@ -412,6 +425,10 @@ def measure_load(server, bench_bin, rate, lpd, duration, fi, workdir):
             "bench_cpu_ns_per_line": b["cpu_ns_per_line"],
             "bench_cpu_s": b["cpu_user_s"] + b["cpu_sys_s"],
             "bench_send_errors": b["send_errors"],
+            # CPU used by everything else on the machine while the load ran,
+            # in cores: the noise from other work sharing the 2 cores.
+            "other_cores": max(0.0, (busy1 - busy0) - (cpu_mid - cpu0)
+                               - (b["cpu_user_s"] + b["cpu_sys_s"])) / (t_end - t0),
         })
         return r
     finally:
@@ -421,12 +438,15 @@ def measure_load(server, bench_bin, rate, lpd, duration, fi, workdir):
 
 def measure_names(server, bench_bin, n, fi, workdir):
     """Send each of n names once, then measure the flush that carries them."""
-    s = Session(server, fi, workdir)
+    # Ours caps distinct names per interval (--max-names); lift the cap so the
+    # flush carries every name.
+    extra = ["--max-names", str(2 * n)] if server.name == "ours" else []
+    s = Session(server, fi, workdir, extra)
     r = {"server": server.name, "names": n, "server_cmd": s.cmdline}
     try:
         rss0 = proc_status(s.proc.pid, "VmRSS")
         t0 = time.monotonic()
-        rate = 250_000
+        rate = NAMES_RATE
         b, bcmd = run_bench(bench_bin, s.port, [
             "--rate", str(rate), "--lines", str(n), "--names", str(n),
             "--lines-per-datagram", "20", "--max-duration", "120",
@@ -555,8 +575,8 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
 
     L.append("## Loss and CPU under load\n")
     L.append("| load | server | offered lines/s (achieved) | lines offered | lines counted | loss | "
-             "server CPU per counted line | peak RSS | kernel drops | bench CPU per line |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "server CPU per counted line | peak RSS | kernel drops | bench CPU per line | other CPU load |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     keys = []
     for r in loads:
         k = (r["rate"], r["lpd"])
@@ -573,14 +593,15 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
                 continue
             m = {k: med([r[k] for r in rs]) for k in
                  ("offered_rate", "offered", "counted", "loss_pct", "ns_per_line", "hwm_kib",
-                  "kernel_drops", "bench_cpu_ns_per_line")}
+                  "kernel_drops", "bench_cpu_ns_per_line", "other_cores")}
             summary[(rate, lpd, srv.name)] = m
             flag = "" if all(r["drained"] for r in rs) else " (not drained)"
             L.append(f"| {load_label(rate, lpd)} | {srv.label} | {fmt(m['offered_rate'], ',.0f')} | "
                      f"{fmt(m['offered'], ',.0f')} | {fmt(m['counted'], ',.0f')}{flag} | "
                      f"{fmt(m['loss_pct'], '.1f')} % | {fmt(m['ns_per_line'], ',.0f')} ns | "
                      f"{fmt(m['hwm_kib'] / 1024 if m['hwm_kib'] else None, '.1f')} MiB | "
-                     f"{fmt(m['kernel_drops'], ',.0f')} | {fmt(m['bench_cpu_ns_per_line'], ',.0f')} ns |")
+                     f"{fmt(m['kernel_drops'], ',.0f')} | {fmt(m['bench_cpu_ns_per_line'], ',.0f')} ns | "
+                     f"{fmt(m['other_cores'], '.2f')} cores |")
     if len(servers) == 2:
         L.append("\nCPU per counted line, ours / Etsy's (goal: at most 0.10), and loss (goal: 0 % at 4M lines/s):\n")
         L.append("| load | ours / Etsy CPU per line | loss ours | loss Etsy |")
@@ -593,7 +614,7 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
 
     if names:
         L.append("\n## Many distinct names\n")
-        L.append(f"Each name sent once as a counter (20-line datagrams at 250k lines/s), flush interval "
+        L.append(f"Each name sent once as a counter (20-line datagrams at {NAMES_RATE // 1000}k lines/s), flush interval "
                  f"{args.names_flush_interval} s; figures of the flush that carried them.\n")
         L.append("| names | server | names counted | lines in that flush | flush time reported by the server | "
                  "of which rendering | flush transfer seen by carbon | RSS after | peak RSS |")
@@ -619,7 +640,11 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
     L.append("- Server CPU: utime+stime of the process (all threads) from `/proc/<pid>/stat`, from just before "
              "the load until drained (idle flushes included), divided by lines counted. Peak RSS: `VmHWM`.")
     L.append("- Kernel drops: the `drops` column of `/proc/net/udp` for the server's port (receive buffer full).")
-    L.append("- Bench CPU: the load generator's own utime+stime per line sent; it shares the 2 cores with the server.")
+    L.append("- Bench CPU: the load generator's own utime+stime per line sent; it shares the 2 cores with the server. "
+             "On loopback the sender's system time includes the kernel's delivery of each datagram into the "
+             "server's socket (and waking the server), so it grows with datagrams, not lines.")
+    L.append("- Other CPU load: busy CPU of the whole machine (`/proc/stat`) during the load, minus the server and "
+             "the generator, in cores: other work on the shared machine. High values mean noisy figures.")
     L.append("- Flush time: ours reports `statsd.flush_duration` and `statsd.render.time`; Etsy reports "
              "`stats.statsd.processing_time` + `stats.statsd.graphiteStats.calculationtime` (ms). "
              "\"Flush transfer\" is the time from the first to the last line of that flush at carbon.")
@@ -666,7 +691,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--flush-interval", type=int, default=1)
-    ap.add_argument("--names-flush-interval", type=int, default=10)
+    ap.add_argument("--names-flush-interval", type=int, default=15)
     ap.add_argument("--loads", default="20x200k,20x1m,20x4m,1x200k,1x500k,1x1m",
                     help="comma list of LINESxRATE, e.g. 20x4m = 4M lines/s as 20-line datagrams")
     ap.add_argument("--names-sizes", default="100000,1000000")
@@ -720,6 +745,7 @@ def main():
                 load_results.append(r)
                 if "error" not in r:
                     log(f"  offered {r['offered']:,} at {r['offered_rate']:,.0f}/s, counted {r['counted']:,}, "
+                        f"others {r['other_cores']:.2f} cores, "
                         f"loss {r['loss_pct']:.1f} %, {fmt(r['ns_per_line'], ',.0f')} ns/line, "
                         f"HWM {r['hwm_kib'] / 1024:.1f} MiB, drops {r['kernel_drops']:,}, "
                         f"bench {r['bench_cpu_ns_per_line']:.0f} ns/line, drained={r['drained']}")
