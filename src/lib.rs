@@ -11,8 +11,15 @@
 //! - [`sink`]: where rendered lines go: carbon (timeouts, bounded backlog) or stdout.
 //! - [`server`]: wires it all together: `run(listeners, config, shutdown)`.
 //! - [`logging`]: rate-limited messages on stderr.
+//! - [`alert`]: `-a` mode: health -> NSCA passive check for Nagios, every interval.
+//! - [`admin`]: XML-RPC over HTTP on port+10: `istats`, `system.listMethods`.
+//!
+//! Binaries: `statsd` (the daemon), `statsdmonitor` (prints `istats`),
+//! `statsd-bench` (load generator).
 
+pub mod admin;
 pub mod aggregate;
+pub mod alert;
 pub mod config;
 pub mod intake;
 pub mod logging;

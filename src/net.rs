@@ -178,7 +178,13 @@ pub struct TcpLimits {
     pub max_line_bytes: usize,
 }
 
-/// Accepts TCP connections until `stop` turns true.
+/// How long shutdown waits for a TCP peer's already-sent bytes.
+const TCP_DRAIN: Duration = Duration::from_millis(50);
+/// Longest shutdown waits for all TCP connections to hand over their lines.
+const TCP_DRAIN_ALL: Duration = Duration::from_secs(2);
+
+/// Accepts TCP connections until `stop` turns true; then takes in what the
+/// peers had already sent (queued connections included) before returning.
 pub async fn tcp_accept_loop(
     listener: tokio::net::TcpListener,
     shard: Arc<Mutex<Shard>>,
@@ -189,10 +195,22 @@ pub async fn tcp_accept_loop(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = tokio::task::JoinSet::new();
+    let mut stopping = false;
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => break,
+        let accepted = if stopping {
+            // Connections the kernel completed before the stop: drain them too.
+            match tokio::time::timeout(Duration::ZERO, listener.accept()).await {
+                Ok(accepted) => accepted,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = stop.changed() => {
+                    stopping = true;
+                    continue;
+                }
+            }
         };
         // Reap finished connection tasks so the set stays small.
         while connections.try_join_next().is_some() {}
@@ -235,7 +253,13 @@ pub async fn tcp_accept_loop(
             drop(permit);
         });
     }
-    connections.shutdown().await;
+    let drained = tokio::time::timeout(TCP_DRAIN_ALL, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.shutdown().await;
+    }
 }
 
 /// Splits a TCP stream into lines, reassembling lines cut across reads.
@@ -249,15 +273,25 @@ async fn tcp_connection(
 ) -> bool {
     let mut framer = LineFramer::new(limits.max_line_bytes);
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut stopping = *stop.borrow();
     loop {
+        // While stopping, only what the peer already sent is taken in.
+        let wait = if stopping {
+            TCP_DRAIN
+        } else {
+            limits.idle_timeout
+        };
         let read = tokio::select! {
-            read = tokio::time::timeout(limits.idle_timeout, stream.read(&mut chunk)) => read,
-            _ = stop.changed() => return false,
+            read = tokio::time::timeout(wait, stream.read(&mut chunk)) => read,
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                continue;
+            }
         };
         let n = match read {
             Err(_) => {
                 framer.finish(|| shard.lock().count_discarded());
-                return true;
+                return !stopping;
             }
             Ok(Ok(0)) | Ok(Err(_)) => {
                 framer.finish(|| shard.lock().count_discarded());
@@ -267,8 +301,7 @@ async fn tcp_connection(
         };
         let mut shard = shard.lock();
         framer.feed(&chunk[..n], |lines| intake.ingest(&mut shard, lines));
-        let over = framer.take_overlong();
-        for _ in 0..over {
+        for _ in 0..framer.take_overlong() {
             shard.count_discarded();
         }
     }

@@ -12,7 +12,12 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
+use crate::admin;
 use crate::aggregate::{merge, GaugeState, Hasher, IntakeCounts, Shard};
+use crate::alert::nsca::load_send_nsca_config;
+use crate::alert::{
+    local_hostname, run_alert_loop, Encryption, HealthSnapshot, NscaClient, NscaError,
+};
 use crate::config::Config;
 use crate::intake::{printable, Intake};
 use crate::logging::{print_line, Logs};
@@ -229,6 +234,83 @@ pub fn istats_json(stats: &Mutex<ServerStats>, shards: &[Arc<Mutex<Shard>>]) -> 
     stats.lock().istats_json(&live)
 }
 
+/// The NSCA client `-a` asks for, from the flags and `--nsca-config`; an
+/// unreadable file or an unsupported method refuses the start.
+pub fn nsca_client(config: &Config) -> io::Result<NscaClient> {
+    let cli = &config.cli;
+    let invalid = |e: NscaError| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+    let mut client = NscaClient::new(cli.nsca_host.clone(), cli.nsca_port);
+    if let Some(path) = &cli.nsca_config {
+        client = client.with_config(&load_send_nsca_config(path).map_err(invalid)?);
+    }
+    if let Some(password) = &cli.nsca_password {
+        client.password = password.clone().into_bytes();
+    }
+    if let Some(method) = &cli.nsca_encryption {
+        client.encryption = method.parse::<Encryption>().map_err(invalid)?;
+    }
+    if cli.nsca_legacy_packet {
+        client.legacy_packet = true;
+    }
+    Ok(client)
+}
+
+/// Starts the NSCA loop when `-a` is given.
+fn spawn_alerts(
+    config: &Config,
+    stats: Arc<Mutex<ServerStats>>,
+    logs: Arc<Logs>,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<Option<tokio::task::JoinHandle<()>>> {
+    if !config.cli.alert {
+        return Ok(None);
+    }
+    let client = nsca_client(config)?;
+    let host_name = config
+        .cli
+        .nsca_hostname
+        .clone()
+        .unwrap_or_else(local_hostname);
+    let service = config
+        .cli
+        .nsca_service
+        .clone()
+        .unwrap_or_else(|| config.cli.metadata_prefix.clone());
+    let health_stats = stats.clone();
+    let health: Arc<dyn Fn() -> HealthSnapshot + Send + Sync> = Arc::new(move || {
+        let stats = health_stats.lock();
+        HealthSnapshot {
+            flushes_ok: stats.publish_ok,
+            flushes_failed: stats.publish_error_socket + stats.publish_error_unknown,
+            last_lines_published: stats.last_publish_lines,
+            last_publish_duration: stats.last_publish_duration,
+            last_publish_time: stats.last_publish_time,
+        }
+    });
+    let target = format!("{}:{}", client.host, client.port);
+    let on_result: Arc<dyn Fn(Result<(), NscaError>) + Send + Sync> =
+        Arc::new(move |result| match result {
+            Ok(()) => stats.lock().alert_sent += 1,
+            Err(error) => {
+                stats.lock().alert_errors += 1;
+                logs.alert
+                    .error(|| format!("NSCA check to {target} failed: {error}"));
+            }
+        });
+    let shutdown = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    Ok(Some(tokio::spawn(run_alert_loop(
+        client,
+        host_name,
+        service,
+        config.alert_interval(),
+        health,
+        on_result,
+        shutdown,
+    ))))
+}
+
 /// Runs the server on bound sockets until `shutdown` resolves, then stops
 /// reading, flushes what it holds, waits (bounded) for the last publish and
 /// returns.
@@ -284,8 +366,22 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
-    // TODO(issue 3): serve XML-RPC istats on the monitor listener.
-    let _monitor = listeners.monitor;
+    let monitor_task = match listeners.monitor {
+        Some(listener) => {
+            let (stats, shards) = (stats.clone(), shards.clone());
+            let source: admin::IstatsSource = Arc::new(move || istats_json(&stats, &shards));
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(admin::serve(
+                tokio::net::TcpListener::from_std(listener)?,
+                source,
+                admin::AdminLimits::default(),
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            )))
+        }
+        None => None,
+    };
 
     let target = if config.cli.console {
         Target::Console
@@ -305,6 +401,8 @@ pub async fn run(
         config.flush_interval,
     );
     let publisher_task = tokio::spawn(publisher.run(payloads_rx, config.shutdown_timeout()));
+
+    let alert_task = spawn_alerts(&config, stats.clone(), logs.clone(), stop_rx.clone())?;
 
     let interval = config.flush_interval;
     let mut flusher = Flusher {
@@ -336,6 +434,12 @@ pub async fn run(
     })
     .await;
     let _ = tcp_task.await;
+    if let Some(task) = alert_task {
+        task.abort();
+    }
+    if let Some(task) = monitor_task {
+        let _ = task.await;
+    }
     flusher.flush();
     drop(flusher);
     let _ = publisher_task.await;

@@ -6,19 +6,19 @@ use statsd::config::{Config, ParseOutcome};
 use statsd::logging::{eprint_line, print_line};
 use statsd::server::{self, Listeners};
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM/SIGINT handlers at once (before the "listening"
+/// line, so a supervisor's early TERM is never fatal) and returns the future
+/// that resolves on the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        eprint_line("statsd: cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -33,6 +33,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // NSCA settings are checked before anything binds: a bad one stops the start.
+    if config.cli.alert {
+        if let Err(e) = server::nsca_client(&config) {
+            eprint_line(&format!("statsd: NSCA alerting: {e}"));
+            return ExitCode::from(2);
+        }
+    }
     if config.cli.debug {
         print_line(&format!("effective settings: {:#?}", config.cli));
     }
@@ -49,6 +56,13 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let shutdown = match shutdown_signal() {
+            Ok(shutdown) => shutdown,
+            Err(e) => {
+                eprint_line(&format!("statsd: cannot install signal handlers: {e}"));
+                return ExitCode::FAILURE;
+            }
+        };
         let listeners = match Listeners::bind(&config) {
             Ok(listeners) => listeners,
             Err(e) => {
@@ -65,7 +79,7 @@ fn main() -> ExitCode {
             }
         };
         eprint_line(&format!("statsd: {}", listeners.describe()));
-        match server::run(listeners, config, shutdown_signal()).await {
+        match server::run(listeners, config, shutdown).await {
             Ok(()) => {
                 eprint_line("statsd: stopped after the final flush");
                 ExitCode::SUCCESS

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, set-up included: installs the real peers the tests
+# talk to (Debian's nsca, graphite-carbon, python3-whisper, runit), then runs
+# every test. Needs root (or sudo) for apt-get on a fresh Debian machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(nsca graphite-carbon python3-whisper runit python3 procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update
+  "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+# Debian's graphite-carbon may start a system carbon-cache; the tests run
+# their own on free ports and need none of it.
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+
+cargo build --all-targets
+cargo nextest run --no-fail-fast "$@"

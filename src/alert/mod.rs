@@ -1,0 +1,254 @@
+//! Alert mode (`-a`, SPEC section 7): every interval, tell Nagios through an
+//! NSCA passive service check whether flushes and publishes are working.
+//!
+//! [`evaluate`] turns two health snapshots into a status and one line of text
+//! (pure); [`run_alert_loop`] samples, evaluates and sends; [`nsca`] speaks the
+//! protocol.
+
+pub mod nsca;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use nsca::{Encryption, NscaClient, NscaError};
+
+/// Nagios service states we report (UNKNOWN is never ours to send).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum CheckStatus {
+    /// No flush or publish failed since the previous check.
+    Ok = 0,
+    /// Some failed, some succeeded.
+    Warning = 1,
+    /// Some failed and none succeeded.
+    Critical = 2,
+}
+
+impl CheckStatus {
+    /// The word Nagios plugins start their output with.
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckStatus::Ok => "OK",
+            CheckStatus::Warning => "WARNING",
+            CheckStatus::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// The daemon's health as the alert loop samples it; counters are cumulative.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HealthSnapshot {
+    /// Flushes (render and publish) that succeeded since start.
+    pub flushes_ok: u64,
+    /// Flushes or publishes that failed since start.
+    pub flushes_failed: u64,
+    /// Lines in the last successful publish.
+    pub last_lines_published: u64,
+    /// Seconds the last publish took.
+    pub last_publish_duration: f64,
+    /// Unix time of the last publish; 0 when there was none yet.
+    pub last_publish_time: f64,
+}
+
+/// Status and one-line text for the window between two snapshots. Pure.
+///
+/// A window with no flush at all is OK: with a flush interval longer than the
+/// alert interval that is normal, and nothing failed.
+pub fn evaluate(prev: &HealthSnapshot, now: &HealthSnapshot) -> (CheckStatus, String) {
+    // saturating: a counter that went backwards (restart) must not wrap.
+    let ok = now.flushes_ok.saturating_sub(prev.flushes_ok);
+    let failed = now.flushes_failed.saturating_sub(prev.flushes_failed);
+    let status = match (failed, ok) {
+        (0, _) => CheckStatus::Ok,
+        (_, 0) => CheckStatus::Critical,
+        _ => CheckStatus::Warning,
+    };
+    let last = if now.last_publish_time > 0.0 {
+        format!(
+            "{} lines last published in {:.3}s at {}",
+            now.last_lines_published,
+            now.last_publish_duration,
+            format_utc(now.last_publish_time)
+        )
+    } else {
+        "nothing published yet".to_string()
+    };
+    let text = match status {
+        CheckStatus::Ok => format!("OK: {last}"),
+        CheckStatus::Warning => format!(
+            "WARNING: {failed} of {} flushes failed; {last}",
+            failed + ok
+        ),
+        CheckStatus::Critical => format!("CRITICAL: all {failed} flushes failed; {last}"),
+    };
+    (status, text)
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC), without a date crate.
+fn format_utc(unix: f64) -> String {
+    let secs = if unix.is_finite() {
+        unix.floor() as i64
+    } else {
+        0
+    };
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Sends one check every `interval` until `shutdown` resolves.
+///
+/// The first check goes out one interval after start. Each send is bounded by
+/// the client's timeout and its result goes to `on_result`; a failure never
+/// stops the loop. The baseline snapshot only advances when a check was
+/// delivered, so failures in a window whose check was lost are reported by the
+/// next one.
+pub async fn run_alert_loop(
+    client: NscaClient,
+    host_name: String,
+    service: String,
+    interval: Duration,
+    health: Arc<dyn Fn() -> HealthSnapshot + Send + Sync>,
+    on_result: Arc<dyn Fn(Result<(), NscaError>) + Send + Sync>,
+    shutdown: impl Future<Output = ()>,
+) {
+    // tokio's interval panics on a zero period.
+    let interval = interval.max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut baseline = health();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = ticker.tick() => {}
+        }
+        let now = health();
+        let (status, text) = evaluate(&baseline, &now);
+        let result = tokio::select! {
+            r = client.send_check(&host_name, &service, status, &text) => r,
+            _ = &mut shutdown => return,
+        };
+        if result.is_ok() {
+            baseline = now;
+        }
+        on_result(result);
+    }
+}
+
+/// This machine's host name (what Nagios knows it by); "localhost" if unknown.
+pub fn local_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the pointer and length describe `buf`, which outlives the call.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if !name.is_empty() => name.to_string(),
+        _ => "localhost".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(ok: u64, failed: u64) -> HealthSnapshot {
+        HealthSnapshot {
+            flushes_ok: ok,
+            flushes_failed: failed,
+            last_lines_published: 123,
+            last_publish_duration: 0.0042,
+            last_publish_time: 1_795_626_000.75,
+        }
+    }
+
+    #[test]
+    fn ok_when_nothing_failed() {
+        let (s, text) = evaluate(&snap(10, 2), &snap(16, 2));
+        assert_eq!(s, CheckStatus::Ok);
+        assert_eq!(
+            text,
+            "OK: 123 lines last published in 0.004s at 2026-11-25T17:00:00Z"
+        );
+    }
+
+    #[test]
+    fn ok_when_no_flush_happened() {
+        assert_eq!(evaluate(&snap(10, 2), &snap(10, 2)).0, CheckStatus::Ok);
+    }
+
+    #[test]
+    fn warning_when_some_failed() {
+        let (s, text) = evaluate(&snap(10, 2), &snap(14, 4));
+        assert_eq!(s, CheckStatus::Warning);
+        assert!(
+            text.starts_with("WARNING: 2 of 6 flushes failed; 123 lines"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn critical_when_all_failed() {
+        let (s, text) = evaluate(&snap(10, 2), &snap(10, 8));
+        assert_eq!(s, CheckStatus::Critical);
+        assert!(
+            text.starts_with("CRITICAL: all 6 flushes failed; "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn counters_going_backwards_do_not_wrap() {
+        assert_eq!(evaluate(&snap(10, 5), &snap(3, 1)).0, CheckStatus::Ok);
+    }
+
+    #[test]
+    fn never_published() {
+        let now = HealthSnapshot::default();
+        assert_eq!(evaluate(&now, &now).1, "OK: nothing published yet");
+    }
+
+    #[test]
+    fn text_is_one_short_line() {
+        let (_, text) = evaluate(&snap(0, 0), &snap(u64::MAX / 2, u64::MAX / 2));
+        assert!(!text.contains('\n') && text.len() < 200, "{text}");
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(951_782_400.0), "2000-02-29T00:00:00Z");
+        assert_eq!(format_utc(4_102_444_799.9), "2099-12-31T23:59:59Z");
+        assert_eq!(format_utc(f64::NAN), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn status_codes_are_nagios_codes() {
+        assert_eq!(CheckStatus::Ok as i16, 0);
+        assert_eq!(CheckStatus::Warning as i16, 1);
+        assert_eq!(CheckStatus::Critical as i16, 2);
+    }
+
+    #[test]
+    fn hostname_is_not_empty() {
+        assert!(!local_hostname().is_empty());
+    }
+}
