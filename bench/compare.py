@@ -440,6 +440,7 @@ def measure_load(server, bench_bin, rate, lpd, duration, fi, workdir):
             "ns_per_line": (cpu1 - cpu0) * 1e9 / counted if counted else None,
             "bench_cpu_ns_per_line": b["cpu_ns_per_line"],
             "bench_cpu_s": b["cpu_user_s"] + b["cpu_sys_s"],
+            "bench": b,
             "bench_send_errors": b["send_errors"],
             # CPU used by everything else on the machine while the load ran,
             # in cores: the noise from other work sharing the 2 cores.
@@ -628,6 +629,20 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
                 L.append(f"| {load_label(rate, lpd)} | {o['ns_per_line'] / e['ns_per_line']:.3f} | "
                          f"{o['loss_pct']:.1f} % | {e['loss_pct']:.1f} % |")
 
+    L.append("\n<details><summary>Every run</summary>\n")
+    L.append("| load | server | run | achieved lines/s | loss | server CPU per line | other CPU load |")
+    L.append("|---|---|---:|---:|---:|---:|---:|")
+    order = [s.name for s in servers]
+    for r in sorted(loads, key=lambda r: (keys.index((r["rate"], r["lpd"])), order.index(r["server"]), r["rep"])):
+        srv = next(s for s in servers if s.name == r["server"])
+        if "error" in r:
+            L.append(f"| {load_label(r['rate'], r['lpd'])} | {srv.label} | {r['rep'] + 1} | failed | | | |")
+            continue
+        L.append(f"| {load_label(r['rate'], r['lpd'])} | {srv.label} | {r['rep'] + 1} | "
+                 f"{r['offered_rate']:,.0f} | {r['loss_pct']:.1f} % | {fmt(r['ns_per_line'], ',.0f')} ns | "
+                 f"{r['other_cores']:.2f} cores |")
+    L.append("\n</details>")
+
     if names:
         L.append("\n## Many distinct names\n")
         L.append(f"Each name sent once as a counter (20-line datagrams at {NAMES_RATE // 1000}k lines/s), flush interval "
@@ -731,8 +746,20 @@ def main():
     ap.add_argument("--bench-bin", default=str(ROOT / "target/release/statsd-bench"))
     ap.add_argument("--etsy", default=str(ROOT / "bench/.etsy/node_modules/statsd/stats.js"))
     ap.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--render-only", metavar="RESULTS_JSON",
+                    help="rewrite --output from a saved target/bench/results.json, running nothing")
     ap.add_argument("--argv", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.render_only:
+        saved = json.loads(Path(args.render_only).read_text())
+        sargs = argparse.Namespace(**saved["args"])
+        names_in = {r["server"] for r in saved["loads"] + saved["names"]}
+        servers = [s for s in (Ours(None, []), Etsy(None)) if s.name in names_in]
+        argv = sargs.argv.split() if sargs.argv is not None else []
+        write_markdown(args.output, sargs, saved["machine"], saved["loads"], saved["names"],
+                       servers, saved.get("notes", []), argv)
+        log(f"wrote {args.output}")
+        return
     if args.quick:
         args.reps, args.duration = 1, 2.0
         if args.loads == ap.get_default("loads"):
@@ -793,7 +820,7 @@ def main():
     out = ROOT / "target/bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
-        {"machine": mach, "args": vars(args), "loads": load_results, "names": name_results}, indent=1))
+        {"machine": mach, "args": vars(args), "notes": notes, "loads": load_results, "names": name_results}, indent=1))
     write_markdown(args.output, args, mach, load_results, name_results, servers, notes,
                    args.argv.split() if args.argv is not None else sys.argv[1:])
     log(f"wrote {args.output} and {out / 'results.json'}")
