@@ -189,6 +189,19 @@ def machine_busy():
     return (sum(v[:8]) - idle) / CLK_TCK
 
 
+def wait_quiet(max_cores, timeout):
+    """Wait (bounded) until the machine's busy CPU over 0.5 s is below
+    max_cores, so a load does not start while other work hogs the shared
+    cores. Returns the last busy figure, in cores."""
+    deadline = time.monotonic() + timeout
+    while True:
+        b0, t0 = machine_busy(), time.monotonic()
+        time.sleep(0.5)
+        busy = (machine_busy() - b0) / (time.monotonic() - t0)
+        if busy <= max_cores or time.monotonic() >= deadline:
+            return busy
+
+
 def proc_status(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -399,13 +412,14 @@ def run_bench(bench_bin, port, args, timeout):
 # ---------------------------------------------------------------- measurements
 
 
-def measure_load(server, bench_bin, rate, lpd, duration, fi, workdir):
+def measure_load(server, bench_bin, rate, lpd, duration, fi, workdir, quiet=(0.5, 20.0)):
     s = Session(server, fi, workdir)
     r = {"server": server.name, "rate": rate, "lpd": lpd, "server_cmd": s.cmdline}
     try:
         # Steady state first: one flush proves carbon is reachable.
         if not s.wait_flushes(1, fi * 3 + 10):
             raise RuntimeError(f"{server.name}: no flush reached carbon")
+        r["busy_before"] = wait_quiet(*quiet)
         _, sum0, _ = s.carbon.snapshot()
         cpu0 = proc_cpu(s.proc.pid)
         busy0 = machine_busy()
@@ -684,6 +698,9 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
     L.append("- Server CPU: utime+stime of the process (all threads) from `/proc/<pid>/stat`, from just before "
              "the load until drained (idle flushes included), divided by lines counted. Peak RSS: `VmHWM`.")
     L.append("- Kernel drops: the `drops` column of `/proc/net/udp` for the server's port (receive buffer full).")
+    L.append(f"- Before each load the script waits up to {getattr(args, 'quiet_wait', 0):g} s for the machine's "
+             f"busy CPU to fall below {getattr(args, 'quiet_cores', 0):g} cores, to start on a quiet machine "
+             "when it can; other work can still start during the load.")
     L.append("- Bench CPU: the load generator's own utime+stime per line sent; it shares the 2 cores with the server. "
              "On loopback the sender's system time includes the kernel's delivery of each datagram into the "
              "server's socket (and waking the server), so it grows with datagrams, not lines.")
@@ -733,6 +750,10 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="1 run of 2 s per load, three loads, 100k names only")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--quiet-cores", type=float, default=0.5,
+                    help="before each load, wait until the machine's busy CPU is below this many cores...")
+    ap.add_argument("--quiet-wait", type=float, default=20.0,
+                    help="...for at most this many seconds (0: do not wait)")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--flush-interval", type=int, default=1)
     ap.add_argument("--names-flush-interval", type=int, default=15)
@@ -793,7 +814,8 @@ def main():
                 log(f"rep {rep + 1}/{args.reps}: {srv.name} at {load_label(rate, lpd)}")
                 try:
                     r = measure_load(srv, args.bench_bin, rate, lpd, args.duration,
-                                     args.flush_interval, workdir)
+                                     args.flush_interval, workdir,
+                                     (args.quiet_cores, args.quiet_wait))
                 except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
                     r = {"server": srv.name, "rate": rate, "lpd": lpd, "error": str(e)}
                     log(f"  failed: {e}")
