@@ -6,6 +6,8 @@
 #   bench/run.sh --servers etsy # only one server (ours | etsy | ours,etsy)
 #   bench/run.sh --loads 20x4m,1x500k --reps 2 --duration 5 --no-names
 #   bench/run.sh --ours-args '--workers 2' --output /tmp/B.md
+#   bench/run.sh --quiet-cores 0.3 --quiet-wait 60   # wait longer for a quiet machine
+#   python3 bench/compare.py --render-only target/bench/results.json  # redo the Markdown
 #
 # See `python3 bench/compare.py --help` for every flag. Writes BENCHMARKS.md and
 # target/bench/results.json. Loopback only; every step is time-bounded.
