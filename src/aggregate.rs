@@ -144,6 +144,8 @@ pub struct IntakeCounts {
     pub lines: u64,
     /// Lines discarded as bad (SPEC `metrics.discarded`).
     pub discarded: u64,
+    /// The same, by reason (indexed by `ParseError::index`).
+    pub discarded_by: [u64; ParseError::ALL.len()],
     /// Datagrams or reads holding more than one line.
     pub batches: u64,
     /// Such batches in which at least one line was discarded.
@@ -161,6 +163,9 @@ impl IntakeCounts {
     pub fn add(&mut self, other: &IntakeCounts) {
         self.lines += other.lines;
         self.discarded += other.discarded;
+        for (mine, theirs) in self.discarded_by.iter_mut().zip(&other.discarded_by) {
+            *mine += theirs;
+        }
         self.batches += other.batches;
         self.batches_discarded += other.batches_discarded;
         self.packets += other.packets;
@@ -281,7 +286,7 @@ impl Shard {
                     on_line(line, Ok(&key));
                 }
                 Err(error) => {
-                    self.intake.discarded += 1;
+                    self.count_discarded(error);
                     discarded = true;
                     if self.sample_bad_line.is_none() {
                         let cut = &line[..line.len().min(200)];
@@ -299,9 +304,11 @@ impl Shard {
         }
     }
 
-    /// Counts a line that was lost before parsing (too long, cut by a close).
-    pub fn count_discarded(&mut self) {
+    /// Counts a discarded line; also for lines lost before parsing (too
+    /// long for the TCP framer, cut off by a close).
+    pub fn count_discarded(&mut self, reason: ParseError) {
         self.intake.discarded += 1;
+        self.intake.discarded_by[reason.index()] += 1;
     }
 
     /// Starts a new interval's name budget (call after taking every shard).
@@ -411,16 +418,73 @@ pub struct Snapshot {
 /// Gauge values live across flushes so later deltas apply to them.
 #[derive(Debug, Clone)]
 pub struct GaugeState {
-    /// Last known value of every gauge ever seen.
-    values: Map<f64>,
+    /// Last known value of each gauge and the flush that last updated it.
+    values: Map<(f64, u64)>,
+    /// Flushes merged so far.
+    flushes: u64,
+    /// Flushes a gauge is remembered without updates (0 = forever).
+    ttl_flushes: u64,
+    /// Most gauges remembered (0 = unlimited); new ones beyond are flushed
+    /// but not remembered, so memory stays bounded whatever arrives.
+    max_remembered: usize,
+    /// Gauges forgotten (expired or over the bound) since start.
+    pub forgotten: u64,
 }
 
 impl GaugeState {
-    /// Empty state.
+    /// Empty state that remembers every gauge forever.
     pub fn new(hasher: Hasher) -> GaugeState {
+        GaugeState::bounded(hasher, 0, 0)
+    }
+
+    /// Empty state that forgets gauges idle for `ttl_flushes` flushes and
+    /// remembers at most `max_remembered` (0 = no bound, for either).
+    pub fn bounded(hasher: Hasher, ttl_flushes: u64, max_remembered: usize) -> GaugeState {
         GaugeState {
             values: Map::with_hasher(hasher),
+            flushes: 0,
+            ttl_flushes,
+            max_remembered,
+            forgotten: 0,
         }
+    }
+
+    /// Applies one interval's update; returns the gauge's new value.
+    fn apply(&mut self, key: &str, update: GaugeUpdate) -> f64 {
+        let flush = self.flushes;
+        let value = match self.values.get_mut(key) {
+            Some((value, updated)) => {
+                *updated = flush;
+                value
+            }
+            None => {
+                let value = update.set.unwrap_or(0.0) + update.delta;
+                if self.max_remembered > 0 && self.values.len() >= self.max_remembered {
+                    self.forgotten += 1;
+                } else {
+                    self.values.insert(key.into(), (value, flush));
+                }
+                return value;
+            }
+        };
+        if let Some(set) = update.set {
+            *value = set;
+        }
+        *value += update.delta;
+        *value
+    }
+
+    /// Ends a flush: forgets gauges idle for longer than the TTL.
+    fn end_flush(&mut self) {
+        if self.ttl_flushes > 0 && self.flushes.is_multiple_of(16) {
+            // Sweeping every 16th flush keeps the cost off most flushes.
+            let (flush, ttl) = (self.flushes, self.ttl_flushes);
+            let before = self.values.len();
+            self.values
+                .retain(|_, (_, updated)| flush - *updated <= ttl);
+            self.forgotten += (before - self.values.len()) as u64;
+        }
+        self.flushes += 1;
     }
 
     /// Number of gauges remembered.
@@ -481,16 +545,10 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
         .map(|(key, members)| (key, members.len()))
         .collect();
     for (key, update) in updated {
-        let value = match gauges.values.get_mut(&*key) {
-            Some(value) => value,
-            None => gauges.values.entry(key.clone()).or_insert(0.0),
-        };
-        if let Some(set) = update.set {
-            *value = set;
-        }
-        *value += update.delta;
-        snapshot.gauges.push((key, *value));
+        let value = gauges.apply(&key, update);
+        snapshot.gauges.push((key, value));
     }
+    gauges.end_flush();
     snapshot.counters.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     snapshot.gauges.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     snapshot.timers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -534,6 +592,24 @@ mod tests {
         ingest(&mut s, "g:+1|g\n");
         let snap = merge(vec![s.take()], &mut state, 100);
         assert_eq!(snap.gauges, [("g".into(), 7.0)]);
+    }
+
+    #[test]
+    fn gauges_expire_and_stay_bounded() {
+        let mut s = shard();
+        let mut state = GaugeState::bounded(Hasher::default(), 1, 2);
+        ingest(&mut s, "a:+1|g\nb:+1|g\nc:+1|g\n");
+        let snap = merge(vec![s.take()], &mut state, 100);
+        assert_eq!(snap.gauges.len(), 3, "all flushed");
+        assert_eq!(
+            (state.len(), state.forgotten),
+            (2, 1),
+            "only two remembered"
+        );
+        for _ in 0..40 {
+            merge(vec![s.take()], &mut state, 100);
+        }
+        assert_eq!((state.len(), state.forgotten), (0, 3), "idle gauges expire");
     }
 
     #[test]

@@ -78,6 +78,14 @@ pub struct Cli {
     #[arg(long = "sets-prefix", default_value = "stats")]
     pub sets_prefix: String,
 
+    /// Seconds allowed to resolve and connect to carbon
+    #[arg(long = "graphite-connect-timeout", default_value_t = 5.0)]
+    pub graphite_connect_timeout: f64,
+
+    /// Seconds allowed for each write to carbon
+    #[arg(long = "graphite-write-timeout", default_value_t = 30.0)]
+    pub graphite_write_timeout: f64,
+
     /// Write the Graphite lines to stdout instead of sending them to carbon
     #[arg(long = "console")]
     pub console: bool,
@@ -105,6 +113,10 @@ pub struct Cli {
     /// Distinct series accepted per flush interval (0 = unlimited); beyond it new names are dropped and counted
     #[arg(long = "max-names", default_value_t = 1_000_000)]
     pub max_names: usize,
+
+    /// Seconds a gauge not updated is remembered for later deltas (0 = forever)
+    #[arg(long = "gauge-ttl", default_value_t = 86400.0)]
+    pub gauge_ttl: f64,
 
     /// Timer samples kept per series per interval for percentiles (beyond: uniform reservoir)
     #[arg(long = "max-timer-samples", default_value_t = 10_000)]
@@ -210,8 +222,16 @@ impl Config {
         }
         let flush_interval = seconds("--flush-interval", cli.flush_interval)?;
         seconds("--tcp-idle-timeout", cli.tcp_idle_timeout)?;
+        seconds("--graphite-connect-timeout", cli.graphite_connect_timeout)?;
+        seconds("--graphite-write-timeout", cli.graphite_write_timeout)?;
         seconds("--shutdown-timeout", cli.shutdown_timeout)?;
         seconds("--alert-interval", cli.alert_interval)?;
+        if !(cli.gauge_ttl.is_finite() && cli.gauge_ttl >= 0.0) {
+            return Err(format!(
+                "--gauge-ttl must be 0 or a positive number of seconds, not {}",
+                cli.gauge_ttl
+            ));
+        }
         for (name, prefix) in [
             ("--metadata-prefix", &cli.metadata_prefix),
             ("--counters-prefix", &cli.counters_prefix),
@@ -223,6 +243,12 @@ impl Config {
         }
         if cli.graphite_host.is_empty() {
             return Err("--graphite-host must not be empty".into());
+        }
+        if let Some(method) = &cli.nsca_encryption {
+            // Checked even without -a: a bad value is a bad flag.
+            method
+                .parse::<crate::alert::Encryption>()
+                .map_err(|e| format!("--nsca-encryption: {e}"))?;
         }
         if cli.max_line_bytes == 0 {
             return Err("--max-line-bytes must be at least 1".into());
@@ -279,6 +305,16 @@ impl Config {
     /// Time allowed for the last publish at shutdown.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.cli.shutdown_timeout)
+    }
+
+    /// Flushes a gauge stays remembered without updates (0 = forever).
+    pub fn gauge_ttl_flushes(&self) -> u64 {
+        if self.cli.gauge_ttl == 0.0 {
+            return 0;
+        }
+        (self.cli.gauge_ttl / self.cli.flush_interval)
+            .ceil()
+            .max(1.0) as u64
     }
 
     /// Time between NSCA checks.

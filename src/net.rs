@@ -14,6 +14,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::aggregate::Shard;
 use crate::intake::Intake;
+use crate::protocol::ParseError;
 use crate::stats::ServerStats;
 
 /// How often a blocked UDP worker wakes up to check for shutdown.
@@ -115,6 +116,74 @@ pub fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Pause after a receive call that emptied the queue (see `udp_worker`).
+const IDLE_PAUSE: Duration = Duration::from_micros(250);
+/// Datagrams taken per `recvmmsg` call.
+const RECV_BATCH: usize = 16;
+
+/// Buffers for receiving up to [`RECV_BATCH`] datagrams in one system call;
+/// each slot holds the largest possible datagram, so nothing is truncated.
+struct RecvBatch {
+    /// RECV_BATCH slots of MAX_DATAGRAM bytes.
+    buffers: Vec<u8>,
+    /// Bytes received in each slot by the last call.
+    lengths: [usize; RECV_BATCH],
+}
+
+impl RecvBatch {
+    fn new() -> RecvBatch {
+        RecvBatch {
+            buffers: vec![0u8; RECV_BATCH * MAX_DATAGRAM],
+            lengths: [0; RECV_BATCH],
+        }
+    }
+
+    /// Receives at least one datagram (blocking up to the socket's read
+    /// timeout unless `nonblocking`) and as many more as are queued.
+    fn recv(&mut self, socket: &std::net::UdpSocket, nonblocking: bool) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: zeroed iovec/mmsghdr are valid "empty" values; every
+        // pointer set below points into `self.buffers`, which outlives the
+        // call and is not moved during it; lengths match the slots.
+        let mut iovecs: [libc::iovec; RECV_BATCH] = unsafe { std::mem::zeroed() };
+        let mut headers: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+        for (slot, (iov, header)) in iovecs.iter_mut().zip(headers.iter_mut()).enumerate() {
+            iov.iov_base = self.buffers[slot * MAX_DATAGRAM..].as_mut_ptr().cast();
+            iov.iov_len = MAX_DATAGRAM;
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+        }
+        let flags = if nonblocking {
+            libc::MSG_DONTWAIT
+        } else {
+            libc::MSG_WAITFORONE
+        };
+        // SAFETY: the headers describe valid, writable buffers (see above).
+        let received = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                headers.as_mut_ptr(),
+                RECV_BATCH as libc::c_uint,
+                flags,
+                std::ptr::null_mut(),
+            )
+        };
+        if received < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let received = received as usize;
+        for (length, header) in self.lengths.iter_mut().zip(&headers).take(received) {
+            *length = header.msg_len as usize;
+        }
+        Ok(received)
+    }
+
+    fn datagram(&self, slot: usize) -> &[u8] {
+        let start = slot * MAX_DATAGRAM;
+        &self.buffers[start..start + self.lengths[slot].min(MAX_DATAGRAM)]
+    }
+}
+
 /// Runs one UDP receive worker until `stop`; then drains what the kernel
 /// already holds so a shutdown loses nothing that arrived.
 pub fn udp_worker(
@@ -129,20 +198,25 @@ pub fn udp_worker(
             .intake
             .error(|| format!("cannot set UDP read timeout: {e}"));
     }
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut batch = RecvBatch::new();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
-        if stopping {
-            if let Err(e) = socket.set_nonblocking(true) {
-                intake
-                    .logs
-                    .intake
-                    .error(|| format!("cannot drain UDP socket: {e}"));
-                return;
+        match batch.recv(&socket, stopping) {
+            Ok(received) => {
+                // One lock per batch: the flush only takes it to swap.
+                let mut shard = shard.lock();
+                for slot in 0..received {
+                    intake.ingest(&mut shard, batch.datagram(slot));
+                }
+                drop(shard);
+                // The queue is drained: let it fill a little before the next
+                // call instead of waking up for every datagram. Under load
+                // batches come back full and this never runs; the kernel
+                // buffer holds far more than one pause's worth.
+                if received < RECV_BATCH && !stopping {
+                    std::thread::sleep(IDLE_PAUSE);
+                }
             }
-        }
-        match socket.recv(&mut buf) {
-            Ok(n) => intake.ingest(&mut shard.lock(), &buf[..n]),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -245,6 +319,14 @@ pub async fn tcp_accept_loop(
             (shard.clone(), intake.clone(), stats.clone(), stop.clone());
         connections.spawn(async move {
             let idle = tcp_connection(stream, &shard, &intake, limits, stop).await;
+            if idle {
+                intake.logs.intake.error(|| {
+                    format!(
+                        "closed TCP connection from {peer}: silent for {:?} (--tcp-idle-timeout)",
+                        limits.idle_timeout
+                    )
+                });
+            }
             let mut stats = stats.lock();
             stats.tcp_open = stats.tcp_open.saturating_sub(1);
             if idle {
@@ -290,11 +372,11 @@ async fn tcp_connection(
         };
         let n = match read {
             Err(_) => {
-                framer.finish(|| shard.lock().count_discarded());
+                framer.finish(|| shard.lock().count_discarded(ParseError::CutOff));
                 return !stopping;
             }
             Ok(Ok(0)) | Ok(Err(_)) => {
-                framer.finish(|| shard.lock().count_discarded());
+                framer.finish(|| shard.lock().count_discarded(ParseError::CutOff));
                 return false;
             }
             Ok(Ok(n)) => n,
@@ -302,7 +384,7 @@ async fn tcp_connection(
         let mut shard = shard.lock();
         framer.feed(&chunk[..n], |lines| intake.ingest(&mut shard, lines));
         for _ in 0..framer.take_overlong() {
-            shard.count_discarded();
+            shard.count_discarded(ParseError::TooLong);
         }
     }
 }

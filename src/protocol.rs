@@ -56,6 +56,47 @@ pub enum ParseError {
     UnknownField,
     #[error("bad tag")]
     BadTag,
+    #[error("line cut off by the connection closing")]
+    CutOff,
+}
+
+impl ParseError {
+    /// Every reason, in the order of [`ParseError::index`].
+    pub const ALL: [ParseError; 11] = [
+        ParseError::NotUtf8,
+        ParseError::TooLong,
+        ParseError::MissingValue,
+        ParseError::EmptyName,
+        ParseError::MissingType,
+        ParseError::UnknownType,
+        ParseError::BadValue,
+        ParseError::BadRate,
+        ParseError::UnknownField,
+        ParseError::BadTag,
+        ParseError::CutOff,
+    ];
+
+    /// Position in [`ParseError::ALL`], for per-reason counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The stat key suffix: `metrics.discarded.<key>`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ParseError::NotUtf8 => "not_utf8",
+            ParseError::TooLong => "too_long",
+            ParseError::MissingValue => "missing_value",
+            ParseError::EmptyName => "empty_name",
+            ParseError::MissingType => "missing_type",
+            ParseError::UnknownType => "unknown_type",
+            ParseError::BadValue => "bad_value",
+            ParseError::BadRate => "bad_rate",
+            ParseError::UnknownField => "unknown_field",
+            ParseError::BadTag => "bad_tag",
+            ParseError::CutOff => "cut_off",
+        }
+    }
 }
 
 /// A parsed line: a series key and its values.
@@ -67,10 +108,22 @@ pub struct Line<'a> {
     pub values: Vec<Value<'a>>,
 }
 
+/// For each byte: does a cleaned name keep it as it is?
+const CLEAN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.';
+        b += 1;
+    }
+    table
+};
+
 /// True for the bytes a cleaned name keeps as they are.
 #[inline]
 fn is_clean_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
+    CLEAN[b as usize]
 }
 
 /// Cleans a name as the original did: `/` becomes `-`, runs of white space
@@ -105,6 +158,18 @@ pub fn clean_name(name: &str) -> Cow<'_, str> {
 #[inline]
 fn parse_number(text: &str) -> Option<f64> {
     let bytes = text.as_bytes();
+    // Fast path for the common case, whole numbers: exact below 2^53.
+    let (negative, digits) = match bytes.first() {
+        Some(b'-') => (true, &bytes[1..]),
+        Some(b'+') => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        let whole = digits
+            .iter()
+            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')) as f64;
+        return Some(if negative { -whole } else { whole });
+    }
     // Rust's float parser also takes "inf", "nan" and "infinity"; every valid
     // StatsD number ends in a digit or a '.', which rules those out cheaply.
     match bytes.last() {
@@ -129,16 +194,19 @@ fn parse_rate(field: &str) -> Result<f64, ParseError> {
 
 /// Parses one `value|type[|@rate]` group.
 fn parse_group<'a>(group: &'a str) -> Result<Value<'a>, ParseError> {
-    let mut fields = group.split('|');
-    let value_text = fields.next().unwrap_or("");
-    let kind_text = fields.next().ok_or(ParseError::MissingType)?;
-    let rate = match fields.next() {
-        Some(field) => parse_rate(field)?,
-        None => 1.0,
+    let bar = find(group.as_bytes(), b'|').ok_or(ParseError::MissingType)?;
+    let value_text = &group[..bar];
+    let after = &group[bar + 1..];
+    let (kind_text, rate) = match find(after.as_bytes(), b'|') {
+        None => (after, 1.0),
+        Some(at) => {
+            let field = &after[at + 1..];
+            if find(field.as_bytes(), b'|').is_some() {
+                return Err(ParseError::UnknownField);
+            }
+            (&after[..at], parse_rate(field)?)
+        }
     };
-    if fields.next().is_some() {
-        return Err(ParseError::UnknownField);
-    }
     let kind = match kind_text {
         "c" => Kind::Counter,
         "g" => Kind::Gauge,
@@ -201,6 +269,19 @@ fn tagged_key(name: &str, tags_text: &str) -> Result<String, ParseError> {
     Ok(key)
 }
 
+/// Where `|#` starts in the text after the name, if anywhere.
+#[inline]
+fn tag_start(rest: &[u8]) -> Option<usize> {
+    rest.windows(2).position(|pair| pair == b"|#")
+}
+
+/// First position of `byte`. The fields of a line are a few bytes long,
+/// where a plain loop beats a SIMD search's set-up cost.
+#[inline]
+fn find(haystack: &[u8], byte: u8) -> Option<usize> {
+    haystack.iter().position(|b| *b == byte)
+}
+
 /// Parses one line (without its `\n`; a trailing `\r` is tolerated).
 /// `values` is a reusable buffer to avoid an allocation per line.
 pub fn parse_line_into<'a>(
@@ -213,20 +294,58 @@ pub fn parse_line_into<'a>(
     if raw.len() > max_len {
         return Err(ParseError::TooLong);
     }
-    let line = std::str::from_utf8(raw).map_err(|_| ParseError::NotUtf8)?;
-    let (name, rest) = line.split_once(':').ok_or(ParseError::MissingValue)?;
-    let name = clean_name(name);
+    // One pass finds the ':' and tells whether the name is already clean
+    // (clean bytes are ASCII); the rest is checked for ASCII in a second,
+    // vectorisable pass, which spares full UTF-8 validation for nearly
+    // every line.
+    let mut colon = 0;
+    let mut dirty = false;
+    while colon < raw.len() && raw[colon] != b':' {
+        dirty |= !is_clean_byte(raw[colon]);
+        colon += 1;
+    }
+    if colon == raw.len() {
+        return Err(ParseError::MissingValue);
+    }
+    let ascii_rest = raw[colon..].iter().fold(0u8, |high, b| high | b) < 0x80;
+    let line = if ascii_rest && !dirty {
+        // SAFETY: the name holds only clean bytes (all ASCII) and the rest
+        // was just checked to be ASCII, so the whole line is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(raw) }
+    } else {
+        std::str::from_utf8(raw).map_err(|_| ParseError::NotUtf8)?
+    };
+    let name = if dirty {
+        clean_name(&line[..colon])
+    } else {
+        Cow::Borrowed(&line[..colon])
+    };
     if name.is_empty() {
         return Err(ParseError::EmptyName);
     }
+    let rest = &line[colon + 1..];
+    // Fast path: one value, no tags (no second ':' and no '#').
+    if rest.bytes().all(|b| b != b':' && b != b'#') {
+        values.push(parse_group(rest)?);
+        return Ok(name);
+    }
     // Tags come last and may themselves contain ':', so cut them off before
     // splitting the value groups.
-    let (body, tags) = match rest.find("|#") {
+    let (mut body, tags) = match tag_start(rest.as_bytes()) {
         Some(at) => (&rest[..at], Some(&rest[at + 2..])),
         None => (rest, None),
     };
-    for group in body.split(':') {
-        values.push(parse_group(group)?);
+    loop {
+        match find(body.as_bytes(), b':') {
+            Some(at) => {
+                values.push(parse_group(&body[..at])?);
+                body = &body[at + 1..];
+            }
+            None => {
+                values.push(parse_group(body)?);
+                break;
+            }
+        }
     }
     match tags {
         Some(tags_text) => Ok(Cow::Owned(tagged_key(&name, tags_text)?)),
@@ -243,8 +362,16 @@ pub fn parse_line(raw: &[u8]) -> Result<Line<'_>, ParseError> {
 
 /// Splits a buffer into lines on `\n`, skipping empty ones (and lone `\r`).
 pub fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
-    buf.split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty() && *line != b"\r")
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', buf).chain(std::iter::once(buf.len()));
+    std::iter::from_fn(move || loop {
+        let end = ends.next()?;
+        let line = &buf[start.min(end)..end];
+        start = end + 1;
+        if !line.is_empty() && line != b"\r" {
+            return Some(line);
+        }
+    })
 }
 
 impl fmt::Display for Kind {
@@ -408,6 +535,13 @@ mod tests {
         assert_eq!(bad(b"x\xff:1|c"), ParseError::NotUtf8);
         assert_eq!(bad(b"x:1|c:bad|c"), ParseError::BadValue);
         assert_eq!(bad(b"x:1|c|#:v"), ParseError::BadTag);
+    }
+
+    #[test]
+    fn reasons_have_distinct_indexes() {
+        for (i, reason) in ParseError::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
@@ -23,7 +23,7 @@ use crate::intake::{printable, Intake};
 use crate::logging::{print_line, Logs};
 use crate::net::{self, TcpLimits};
 use crate::render::{render_meta, render_metrics};
-use crate::sink::{Payload, Publisher, Target};
+use crate::sink::{Carbon, Payload, Publisher, Target};
 use crate::stats::{self, unix_now, ServerStats};
 
 /// The sockets a server runs on, bound before it starts.
@@ -152,6 +152,7 @@ impl Flusher {
                 stats.udp_kernel_drops = drops;
             }
             stats.gauges_remembered = self.gauges.len() as u64;
+            stats.gauges_forgotten = self.gauges.forgotten;
             let meta = stats.keys(&snapshot.intake, &render, total);
             stats.intake_total.add(&snapshot.intake);
             stats.render = render;
@@ -386,10 +387,12 @@ pub async fn run(
     let target = if config.cli.console {
         Target::Console
     } else {
-        Target::Graphite {
+        Target::Graphite(Carbon {
             host: config.cli.graphite_host.clone(),
             port: config.cli.graphite_port,
-        }
+            connect_timeout: Duration::from_secs_f64(config.cli.graphite_connect_timeout),
+            write_timeout: Duration::from_secs_f64(config.cli.graphite_write_timeout),
+        })
     };
     let (payloads, payloads_rx) = mpsc::unbounded_channel();
     let publisher = Publisher::new(
@@ -407,7 +410,7 @@ pub async fn run(
     let interval = config.flush_interval;
     let mut flusher = Flusher {
         shards,
-        gauges: GaugeState::new(hasher),
+        gauges: GaugeState::bounded(hasher, config.gauge_ttl_flushes(), config.cli.max_names),
         config,
         stats,
         logs,

@@ -14,10 +14,6 @@ use tokio::sync::mpsc;
 use crate::logging::Logs;
 use crate::stats::{unix_now, ServerStats};
 
-/// Carbon connect timeout (SPEC section 5).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Carbon write timeout (SPEC section 5).
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// First wait before resending after a failure; doubles up to the flush interval.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 
@@ -34,21 +30,29 @@ pub struct Payload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// Carbon's plaintext listener.
-    Graphite {
-        /// Host name or address.
-        host: String,
-        /// Port.
-        port: u16,
-    },
+    Graphite(Carbon),
     /// Standard output (`--console`).
     Console,
+}
+
+/// Where carbon listens and how long to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carbon {
+    /// Host name or address.
+    pub host: String,
+    /// Plaintext port.
+    pub port: u16,
+    /// Bound on name resolution plus connect.
+    pub connect_timeout: Duration,
+    /// Bound on each write (and the closing shutdown).
+    pub write_timeout: Duration,
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Target::Graphite { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            Target::Graphite { host, port } => write!(f, "{host}:{port}"),
+            Target::Graphite(c) if c.host.contains(':') => write!(f, "[{}]:{}", c.host, c.port),
+            Target::Graphite(c) => write!(f, "{}:{}", c.host, c.port),
             Target::Console => f.write_str("stdout"),
         }
     }
@@ -132,24 +136,30 @@ pub enum PublishError {
 
 /// Connects and writes the backlog in order; each payload written whole is
 /// removed at once so a later failure never resends it.
-async fn send_backlog(host: &str, port: u16, backlog: &mut Backlog) -> Result<usize, PublishError> {
-    let addrs: Vec<_> =
-        tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host, port)))
-            .await
-            .map_err(|_| PublishError::Unknown(format!("resolving {host} timed out")))?
-            .map_err(|e| PublishError::Unknown(format!("cannot resolve {host}: {e}")))?
-            .collect();
+async fn send_backlog(carbon: &Carbon, backlog: &mut Backlog) -> Result<usize, PublishError> {
+    let (host, port) = (carbon.host.as_str(), carbon.port);
+    let addrs: Vec<_> = tokio::time::timeout(
+        carbon.connect_timeout,
+        tokio::net::lookup_host((host, port)),
+    )
+    .await
+    .map_err(|_| PublishError::Unknown(format!("resolving {host} timed out")))?
+    .map_err(|e| PublishError::Unknown(format!("cannot resolve {host}: {e}")))?
+    .collect();
     let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address");
     let mut stream = None;
     for addr in addrs {
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        match tokio::time::timeout(carbon.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
                 stream = Some(s);
                 break;
             }
             Ok(Err(e)) => last_error = e,
             Err(_) => {
-                last_error = io::Error::new(io::ErrorKind::TimedOut, "connect timed out after 5 s")
+                last_error = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect timed out after {:?}", carbon.connect_timeout),
+                )
             }
         }
     }
@@ -162,13 +172,13 @@ async fn send_backlog(host: &str, port: u16, backlog: &mut Backlog) -> Result<us
     })?;
     let mut sent = 0;
     while let Some(payload) = backlog.queue.front() {
-        match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&payload.data)).await {
+        match tokio::time::timeout(carbon.write_timeout, stream.write_all(&payload.data)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(PublishError::Socket(e)),
             Err(_) => {
                 return Err(PublishError::Socket(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "write timed out after 30 s",
+                    format!("write timed out after {:?}", carbon.write_timeout),
                 )))
             }
         }
@@ -177,7 +187,7 @@ async fn send_backlog(host: &str, port: u16, backlog: &mut Backlog) -> Result<us
         }
     }
     // A clean close makes carbon see the end of the last line at once.
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.shutdown()).await;
+    let _ = tokio::time::timeout(carbon.write_timeout, stream.shutdown()).await;
     Ok(sent)
 }
 
@@ -239,9 +249,9 @@ impl Publisher {
                 }
                 Ok(sent)
             }
-            Target::Graphite { host, port } => {
-                let (host, port) = (host.clone(), *port);
-                send_backlog(&host, port, &mut self.backlog).await
+            Target::Graphite(carbon) => {
+                let carbon = carbon.clone();
+                send_backlog(&carbon, &mut self.backlog).await
             }
         };
         let mut stats = self.stats.lock();

@@ -5,7 +5,23 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::aggregate::IntakeCounts;
+use crate::protocol::ParseError;
 use crate::render::RenderStats;
+
+/// `metrics.discarded.<reason>`, in the order of `ParseError::ALL`.
+const DISCARD_KEYS: [&str; ParseError::ALL.len()] = [
+    "metrics.discarded.not_utf8",
+    "metrics.discarded.too_long",
+    "metrics.discarded.missing_value",
+    "metrics.discarded.empty_name",
+    "metrics.discarded.missing_type",
+    "metrics.discarded.unknown_type",
+    "metrics.discarded.bad_value",
+    "metrics.discarded.bad_rate",
+    "metrics.discarded.unknown_field",
+    "metrics.discarded.bad_tag",
+    "metrics.discarded.cut_off",
+];
 
 /// Seconds since the Unix epoch, as a float.
 pub fn unix_now() -> f64 {
@@ -62,6 +78,8 @@ pub struct ServerStats {
     pub tcp_idle_closed: u64,
     /// Gauges remembered for later deltas.
     pub gauges_remembered: u64,
+    /// Gauges forgotten (idle past --gauge-ttl, or over --max-names).
+    pub gauges_forgotten: u64,
     /// NSCA checks delivered.
     pub alert_sent: u64,
     /// NSCA checks that could not be delivered.
@@ -92,7 +110,7 @@ impl ServerStats {
     ) -> Vec<(&'static str, f64)> {
         let mut all = self.intake_total;
         all.add(interval);
-        vec![
+        let mut keys = vec![
             ("start_time", self.start_time),
             ("flush_duration", self.flush_duration),
             ("flush_errors", self.flush_errors as f64),
@@ -129,9 +147,17 @@ impl ServerStats {
             ("backlog.dropped_lines", self.backlog_dropped_lines as f64),
             ("published.lines", self.published_lines as f64),
             ("gauges.remembered", self.gauges_remembered as f64),
+            ("gauges.forgotten", self.gauges_forgotten as f64),
             ("alert.sent", self.alert_sent as f64),
             ("alert.errors", self.alert_errors as f64),
-        ]
+        ];
+        for reason in ParseError::ALL {
+            keys.push((
+                DISCARD_KEYS[reason.index()],
+                all.discarded_by[reason.index()] as f64,
+            ));
+        }
+        keys
     }
 
     /// The `istats` answer: a JSON object of every key. Counts print as
@@ -161,6 +187,16 @@ pub fn key_count() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discard_keys_match_reasons() {
+        for reason in ParseError::ALL {
+            assert_eq!(
+                DISCARD_KEYS[reason.index()],
+                format!("metrics.discarded.{}", reason.key())
+            );
+        }
+    }
 
     #[test]
     fn every_spec_key_present() {

@@ -12,11 +12,26 @@ use std::time::{Duration, Instant};
 use common::{Daemon, WAIT};
 
 const SPEC_KEYS: [&str; 21] = [
-    "start_time", "flush_duration", "flush_errors", "last_publish.duration", "last_publish.time",
-    "metrics.batch.count", "metrics.batch.discarded", "metrics.discarded", "pending_stats",
-    "publish_error.socket", "publish_error.unknown", "render.counters.count",
-    "render.counters.duration", "render.gauge.count", "render.gauge.duration", "render.set.count",
-    "render.set.duration", "render.time", "render.timers.count", "render.timers.duration",
+    "start_time",
+    "flush_duration",
+    "flush_errors",
+    "last_publish.duration",
+    "last_publish.time",
+    "metrics.batch.count",
+    "metrics.batch.discarded",
+    "metrics.discarded",
+    "pending_stats",
+    "publish_error.socket",
+    "publish_error.unknown",
+    "render.counters.count",
+    "render.counters.duration",
+    "render.gauge.count",
+    "render.gauge.duration",
+    "render.set.count",
+    "render.set.duration",
+    "render.time",
+    "render.timers.count",
+    "render.timers.duration",
     "render.total",
 ];
 
@@ -30,8 +45,15 @@ fn python_istats(port: u16, path: &str) -> serde_json::Value {
          assert 'istats' in p.system.listMethods()\n\
          sys.stdout.write(s)\n"
     );
-    let out = Command::new("python3").args(["-c", &script]).output().expect("python3 must be installed");
-    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 must be installed");
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("istats is JSON")
 }
 
@@ -82,7 +104,14 @@ fn monitor_port_defaults_to_port_plus_ten() {
             continue;
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_statsd"))
-            .args(["-n", "127.0.0.1", "-p", &port.to_string(), "--console", "-q"])
+            .args([
+                "-n",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "--console",
+                "-q",
+            ])
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -95,7 +124,10 @@ fn monitor_port_defaults_to_port_plus_ten() {
         if line.contains("cannot bind") {
             continue; // raced with another test; try another port
         }
-        assert!(line.contains(&format!("on 127.0.0.1:{}", port + 10)), "{line}");
+        assert!(
+            line.contains(&format!("on 127.0.0.1:{}", port + 10)),
+            "{line}"
+        );
         return;
     }
     panic!("no free port pair found");
@@ -111,9 +143,16 @@ fn statsdmonitor_prints_sorted_keys_of_the_real_daemon() {
         .args(["127.0.0.1", &monitor.to_string()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    let keys: Vec<&str> = text.lines().map(|l| l.split(": ").next().unwrap()).collect();
+    let keys: Vec<&str> = text
+        .lines()
+        .map(|l| l.split(": ").next().unwrap())
+        .collect();
     let mut sorted = keys.clone();
     sorted.sort_unstable();
     assert_eq!(keys, sorted);
@@ -133,7 +172,11 @@ fn statsdmonitor_prints_sorted_keys_of_the_real_daemon() {
 
 fn unknown_method() -> Vec<u8> {
     let body = "<?xml version=\"1.0\"?><methodCall><methodName>nope</methodName></methodCall>";
-    format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    format!(
+        "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 #[test]
@@ -152,7 +195,9 @@ fn abuse_of_the_monitor_port_does_not_disturb_intake() {
         let mut stream = TcpStream::connect(("127.0.0.1", monitor)).unwrap();
         // The server answers or closes; a short bound keeps the test quick
         // even if it chose to wait for a body that never comes.
-        stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
         let _ = stream.write_all(request);
         if n == 3 {
             let _ = stream.write_all(&vec![b'x'; 2_000_000]);

@@ -1,6 +1,9 @@
-//! Shared pieces of the black-box tests: the real `statsd` binary on port 0
-//! and a TCP listener standing in for carbon. Everything is time-bounded.
+//! Shared pieces of the black-box tests: the real `statsd` binary on port 0,
+//! a TCP listener standing in for carbon, and (in [`nsca`]) the real NSCA
+//! daemon. Everything is time-bounded.
 #![allow(dead_code)]
+
+pub mod nsca;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, UdpSocket};

@@ -1,0 +1,75 @@
+//! Microbenchmarks of the hot path: parse, ingest (parse + aggregate) and
+//! render. `cargo bench --bench hot_path`.
+
+use divan::{black_box, Bencher};
+use statsd::aggregate::{merge, GaugeState, Hasher, Limits, Shard};
+use statsd::protocol::parse_line;
+use statsd::render::{render_metrics, RenderConfig};
+
+fn main() {
+    divan::main();
+}
+
+/// A 20-line datagram of counters over 1000 names, like the load generator's.
+fn datagram(offset: usize) -> Vec<u8> {
+    (0..20)
+        .map(|i| format!("bench.c.{}:1|c\n", (offset * 20 + i) % 1000))
+        .collect::<String>()
+        .into_bytes()
+}
+
+#[divan::bench(args = ["bench.c.123:1|c", "api.latency:12.5|ms|@0.5", "g:-3|g", "req:1|c|#route:home,method:get"])]
+fn parse(line: &str) -> usize {
+    parse_line(black_box(line.as_bytes())).map_or(0, |l| l.values.len())
+}
+
+#[divan::bench]
+fn ingest_20_line_datagram(bencher: Bencher) {
+    let datagrams: Vec<Vec<u8>> = (0..50).map(datagram).collect();
+    let mut shard = Shard::new(Hasher::default(), Limits::default());
+    let mut n = 0;
+    bencher
+        .counter(divan::counter::ItemsCount::new(20usize))
+        .bench_local(|| {
+            n = (n + 1) % datagrams.len();
+            shard.ingest_buffer(black_box(&datagrams[n]), |_, _| {});
+        });
+}
+
+fn render_config() -> RenderConfig {
+    RenderConfig {
+        counters_prefix: "stats".into(),
+        gauge_prefix: "stats".into(),
+        timers_prefix: "stats.timers".into(),
+        sets_prefix: "stats".into(),
+        metadata_prefix: "statsd".into(),
+        pct: 90.0,
+        flush_interval: 10.0,
+    }
+}
+
+#[divan::bench(args = [10_000, 100_000])]
+fn merge_and_render(bencher: Bencher, names: usize) {
+    let hasher = Hasher::default();
+    let mut shard = Shard::new(
+        hasher.clone(),
+        Limits {
+            max_names: 0,
+            ..Limits::default()
+        },
+    );
+    for i in 0..names {
+        let kind = ["c", "g", "ms", "s"][i % 4];
+        shard.ingest_buffer(format!("name.{i}:{i}|{kind}\n").as_bytes(), |_, _| {});
+    }
+    bencher
+        .counter(divan::counter::ItemsCount::new(names))
+        .with_inputs(|| shard.clone())
+        .bench_local_values(|shard| {
+            let mut gauges = GaugeState::new(hasher.clone());
+            let mut snapshot = merge(vec![shard], &mut gauges, 10_000);
+            let mut out = Vec::with_capacity(names * 64);
+            render_metrics(&mut snapshot, &render_config(), 1_700_000_000, &mut out);
+            out.len()
+        });
+}
