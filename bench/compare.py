@@ -676,11 +676,12 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
 
     L.append("\n## Reading these figures\n")
     L.append("- The machine's 2 cores are shared with other work; the \"other CPU load\" column shows how much "
-             "of them it took during each load. At 4M lines/s the server, the generator and the kernel's "
-             "loopback delivery need about 1.1 cores on their own, so loss there depends on what else runs.")
-    L.append("- One sender thread cannot offer much more than ~250k datagrams/s on this machine: on loopback "
-             "the sender pays the kernel's delivery of each datagram (about 2.5-3 µs). Rows whose achieved "
-             "rate is below the asked rate show what could be offered, not the asked load.")
+             "of them it took during each load. At 4M lines/s our server and the generator (which pays the kernel's "
+             "loopback delivery) need about 1 core between them, so loss there depends on what else runs; "
+             "see every run's figures below.")
+    L.append("- One sender thread offers at most about 400k datagrams/s on this machine, less when it is busy: "
+             "on loopback the sender pays the kernel's delivery of each datagram (about 2.2-3 µs). Rows whose "
+             "achieved rate is below the asked rate show what could be offered, not the asked load.")
     L.append(f"- Etsy's statsd runs with the kernel's default receive buffer (rmem_default = {mach['rmem_default']} "
              "bytes); ours asks for its own (`--udp-buffer`, 16 MiB by default, forced past rmem_max as root). "
              "Part of the loss difference is that buffer.")
