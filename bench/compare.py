@@ -678,7 +678,7 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
     L.append("- The machine's 2 cores are shared with other work; the \"other CPU load\" column shows how much "
              "of them it took during each load. At 4M lines/s our server and the generator (which pays the kernel's "
              "loopback delivery) need about 1 core between them, so loss there depends on what else runs; "
-             "see every run's figures below.")
+             "see \"Every run\" above.")
     L.append("- One sender thread offers at most about 400k datagrams/s on this machine, less when it is busy: "
              "on loopback the sender pays the kernel's delivery of each datagram (about 2.2-3 µs). Rows whose "
              "achieved rate is below the asked rate show what could be offered, not the asked load.")
