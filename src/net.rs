@@ -118,7 +118,7 @@ pub fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Longest pause after a receive call that emptied the queue (see `IdlePause`).
-const IDLE_PAUSE_MAX: Duration = Duration::from_millis(2);
+const IDLE_PAUSE_MAX: Duration = Duration::from_millis(10);
 /// Pauses shorter than this are not worth a sleep.
 const IDLE_PAUSE_MIN: Duration = Duration::from_micros(50);
 /// Kernel bookkeeping per queued datagram beyond its payload (skb truesize;
