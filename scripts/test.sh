@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(nsca graphite-carbon python3-whisper runit python3 procps)
+packages=(nsca graphite-carbon python3-whisper runit python3 procps adduser binutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +20,16 @@ fi
 # Debian's graphite-carbon may start a system carbon-cache; the tests run
 # their own on free ports and need none of it.
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+# cargo-deb builds the .deb that contrib/test-deb.sh installs and runs.
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
 cargo build --all-targets
+# The Debian package: build, dpkg -i, run under runsv, purge (needs root).
+if [ "$(id -u)" -eq 0 ]; then
+  bash contrib/test-deb.sh
+else
+  sudo bash contrib/test-deb.sh
+fi
+# Every Rust test: unit, golden, property, black box against the real binary
+# and the real peers (nsca, carbon, runit, Python's xmlrpc.client).
 cargo nextest run --no-fail-fast "$@"

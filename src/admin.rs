@@ -315,7 +315,7 @@ pub fn dispatch(body: &[u8], istats: &IstatsSource) -> String {
 ///
 /// Streaming and iterative, so it is safe on any input; the recursive deserialiser
 /// only sees documents that pass.
-fn check_xml(text: &str) -> Result<(), String> {
+pub fn check_xml(text: &str) -> Result<(), String> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(text);
     let mut depth = 0usize;

@@ -17,10 +17,10 @@ pub type Hasher = ahash::RandomState;
 type Map<V> = HashMap<Box<str>, V, Hasher>;
 
 /// Every sum, count and gauge is held within ±`f64::MAX`. Huge values, or values
-/// at tiny sample rates (`1|c|@5e-324`), would otherwise add up to infinity, which
-/// the renderer cannot write (it became a silent 0) and which turns a later gauge
-/// delta of the other sign into NaN for good; saturating keeps every aggregate
-/// finite and as near the truth as f64 allows. Found by fuzzing (fuzz/).
+/// at tiny sample rates (`1|c|@5e-324`), would otherwise add up to infinity, and
+/// a remembered gauge at +inf given a -inf delta would be NaN (written as 0) for
+/// good; saturating keeps every aggregate finite and as near the truth as f64
+/// allows. Found by fuzzing (fuzz/).
 #[inline]
 fn saturate(x: f64) -> f64 {
     x.clamp(-f64::MAX, f64::MAX)

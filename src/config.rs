@@ -244,6 +244,12 @@ impl Config {
         if cli.graphite_host.is_empty() {
             return Err("--graphite-host must not be empty".into());
         }
+        if let Some(method) = &cli.nsca_encryption {
+            // Checked even without -a: a bad value is a bad flag.
+            method
+                .parse::<crate::alert::Encryption>()
+                .map_err(|e| format!("--nsca-encryption: {e}"))?;
+        }
         if cli.max_line_bytes == 0 {
             return Err("--max-line-bytes must be at least 1".into());
         }

@@ -194,25 +194,29 @@ fn parse_rate(field: &str) -> Result<f64, ParseError> {
 
 /// Parses one `value|type[|@rate]` group.
 fn parse_group<'a>(group: &'a str) -> Result<Value<'a>, ParseError> {
-    let bar = find(group.as_bytes(), b'|').ok_or(ParseError::MissingType)?;
+    let bytes = group.as_bytes();
+    let bar = find(bytes, b'|').ok_or(ParseError::MissingType)?;
     let value_text = &group[..bar];
-    let after = &group[bar + 1..];
-    let (kind_text, rate) = match find(after.as_bytes(), b'|') {
-        None => (after, 1.0),
-        Some(at) => {
-            let field = &after[at + 1..];
-            if find(field.as_bytes(), b'|').is_some() {
+    let after = &bytes[bar + 1..];
+    // The type is one or two letters; matching bytes avoids string compares.
+    let (kind, type_len) = match after {
+        [b'm', b's', ..] => (Kind::Timer, 2),
+        [b'c', ..] => (Kind::Counter, 1),
+        [b'g', ..] => (Kind::Gauge, 1),
+        [b'h' | b'd', ..] => (Kind::Timer, 1),
+        [b's', ..] => (Kind::Set, 1),
+        [] | [b'|', ..] => return Err(ParseError::MissingType),
+        _ => return Err(ParseError::UnknownType),
+    };
+    let rate = match &after[type_len..] {
+        [] => 1.0,
+        [b'|', field @ ..] => {
+            if find(field, b'|').is_some() {
                 return Err(ParseError::UnknownField);
             }
-            (&after[..at], parse_rate(field)?)
+            // `field` is a suffix of `group` after an ASCII '|': a char boundary.
+            parse_rate(&group[group.len() - field.len()..])?
         }
-    };
-    let kind = match kind_text {
-        "c" => Kind::Counter,
-        "g" => Kind::Gauge,
-        "ms" | "h" | "d" => Kind::Timer,
-        "s" => Kind::Set,
-        "" => return Err(ParseError::MissingType),
         _ => return Err(ParseError::UnknownType),
     };
     Ok(match kind {

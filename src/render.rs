@@ -55,14 +55,16 @@ impl RenderStats {
 }
 
 /// Appends a number in the shortest form that reads back exactly; integers
-/// without a fraction. Aggregates are finite, but a per-second rate at a
-/// sub-second flush interval can still overflow: infinities are written as
-/// ±`f64::MAX` (the nearest finite value), NaN (never produced) as 0, rather
-/// than as text carbon would reject.
+/// without a fraction. Input values are finite, but sums of them can
+/// overflow (`a:1e308|c` twice, `a:1e308|c|@0.01`): an infinity is written
+/// as the largest finite number of its sign, never as text carbon would
+/// reject and never as 0; NaN (only from `+inf` meeting `-inf`) as 0.
 pub fn write_number(out: &mut Vec<u8>, value: f64) {
-    let value = value.clamp(-f64::MAX, f64::MAX);
     if value.is_nan() {
         out.push(b'0');
+    } else if value.is_infinite() {
+        let max = if value > 0.0 { f64::MAX } else { f64::MIN };
+        out.extend_from_slice(ryu::Buffer::new().format_finite(max).as_bytes());
     } else if value == value.trunc() && value.abs() < 1e15 {
         out.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
     } else {
@@ -124,10 +126,16 @@ fn render_timer(
     pct: f64,
 ) {
     timer.values.sort_unstable_by(f64::total_cmp);
-    let mean = if timer.seen > 0 {
-        timer.sum / timer.seen as f64
-    } else {
+    // The mean lies between the extremes even when the sum overflowed or
+    // rounding pushed it past them.
+    let mean = if timer.seen == 0 {
         0.0
+    } else if timer.sum.is_nan() {
+        timer.lower / 2.0 + timer.upper / 2.0
+    } else {
+        (timer.sum / timer.seen as f64)
+            .max(timer.lower)
+            .min(timer.upper)
     };
     w.line(prefix, key, ".lower", timer.lower);
     w.line(prefix, key, ".count", timer.count);
@@ -158,7 +166,14 @@ pub fn render_metrics(
         1.0
     };
     for (key, sum) in &snapshot.counters {
-        w.line(&config.counters_prefix, key, "", sum / interval);
+        // A sum at ±f64::MAX has overflowed (aggregate saturates there): written as
+        // is, like every overflowed sum, rather than as a finite rate it is not.
+        let rate = if sum.abs() == f64::MAX {
+            *sum
+        } else {
+            sum / interval
+        };
+        w.line(&config.counters_prefix, key, "", rate);
     }
     stats.counters = snapshot.counters.len();
     stats.counters_duration = started.elapsed();
@@ -237,8 +252,8 @@ mod tests {
         assert_eq!(number(1e300), "1e300");
         assert_eq!(number(-2.5), "-2.5");
         assert_eq!(number(f64::NAN), "0");
-        assert_eq!(number(f64::INFINITY), "1.7976931348623157e308");
-        assert_eq!(number(f64::NEG_INFINITY), "-1.7976931348623157e308");
+        assert_eq!(number(f64::INFINITY).parse::<f64>().unwrap(), f64::MAX);
+        assert_eq!(number(f64::NEG_INFINITY).parse::<f64>().unwrap(), f64::MIN);
         for v in [0.1, 1.0 / 3.0, 1e300, 123456.789, 5e-324] {
             assert_eq!(number(v).parse::<f64>().unwrap(), v);
         }

@@ -90,6 +90,28 @@ impl Listeners {
         self.tcp.local_addr()
     }
 
+    /// Warnings worth a line at start: a UDP receive buffer smaller than
+    /// asked for (the kernel caps it at net.core.rmem_max for non-root).
+    pub fn warnings(&self, asked_udp_buffer: usize) -> Vec<String> {
+        let Some(socket) = self.udp.first() else {
+            return Vec::new();
+        };
+        // Linux reports twice the usable size it granted.
+        let granted = socket2::SockRef::from(socket)
+            .recv_buffer_size()
+            .unwrap_or(0)
+            / 2;
+        if granted >= asked_udp_buffer {
+            return Vec::new();
+        }
+        vec![format!(
+            "UDP receive buffer is {granted} bytes, not the {asked_udp_buffer} asked (--udp-buffer): \
+             raise it with `sysctl -w net.core.rmem_max={}` or bursts may be dropped \
+             (counted in udp.kernel_drops)",
+            asked_udp_buffer * 2
+        )]
+    }
+
     /// One line for the log: where the server listens.
     pub fn describe(&self) -> String {
         let metrics = self
@@ -343,6 +365,13 @@ pub async fn run(
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut udp_threads = Vec::new();
+    // Duplicates keep the sockets open until after the final flush, which
+    // reads the kernel's drop counts from /proc (closed sockets vanish there).
+    let udp_open_until_final_flush: Vec<std::net::UdpSocket> = listeners
+        .udp
+        .iter()
+        .filter_map(|socket| socket.try_clone().ok())
+        .collect();
     for (index, socket) in listeners.udp.into_iter().enumerate() {
         let (shard, intake, stop) = (shards[index].clone(), intake.clone(), stop.clone());
         udp_threads.push(
@@ -444,6 +473,7 @@ pub async fn run(
         let _ = task.await;
     }
     flusher.flush();
+    drop(udp_open_until_final_flush);
     drop(flusher);
     let _ = publisher_task.await;
     Ok(())

@@ -288,14 +288,18 @@ impl Publisher {
     }
 
     /// Runs until the sender side closes, then makes a last attempt bounded
-    /// by `final_timeout` and reports whatever could not be delivered.
+    /// by `final_timeout` and reports whatever could not be delivered. An
+    /// attempt still running when the sender side closes (carbon stalled at
+    /// SIGTERM) is bounded by the same `final_timeout`.
     pub async fn run(
         mut self,
         mut payloads: mpsc::UnboundedReceiver<Payload>,
         final_timeout: Duration,
     ) {
         let mut retry: Option<(Instant, Duration)> = None;
-        loop {
+        // Set when the sender side closes: the end of the shutdown budget.
+        let mut deadline: Option<Instant> = None;
+        while deadline.is_none() {
             let from_flush = tokio::select! {
                 received = payloads.recv() => match received {
                     Some(payload) => {
@@ -313,7 +317,28 @@ impl Publisher {
                 retry = None;
                 continue;
             }
-            if self.attempt(from_flush).await {
+            // Payloads arriving meanwhile wait here; the end of the stream
+            // starts the shutdown budget, which also bounds this attempt (a
+            // cut attempt keeps its payload whole in the backlog).
+            let mut arrived = Vec::new();
+            let delivered = {
+                let attempt = self.attempt(from_flush);
+                tokio::pin!(attempt);
+                loop {
+                    tokio::select! {
+                        delivered = &mut attempt => break delivered,
+                        received = payloads.recv(), if deadline.is_none() => match received {
+                            Some(payload) => arrived.push(payload),
+                            None => deadline = Some(Instant::now() + final_timeout),
+                        },
+                        _ = sleep_until(deadline), if deadline.is_some() => break false,
+                    }
+                }
+            };
+            for payload in arrived {
+                self.enqueue(payload);
+            }
+            if delivered {
                 retry = None;
             } else {
                 let wait = retry.map_or(FIRST_RETRY, |r| (r.1 * 2).min(self.max_retry));
@@ -323,7 +348,10 @@ impl Publisher {
         if self.backlog.is_empty() {
             return;
         }
-        let delivered = tokio::time::timeout(final_timeout, self.attempt(true)).await;
+        let left = deadline.map_or(final_timeout, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        let delivered = tokio::time::timeout(left, self.attempt(true)).await;
         if !matches!(delivered, Ok(true)) {
             let lost = self.backlog.lines();
             self.stats.lock().backlog_dropped_lines += lost as u64;

@@ -211,7 +211,7 @@ async fn alert_loop_survives_failures_and_reports_lost_window() {
     );
     assert_eq!(
         output,
-        "WARNING: 3 of 8 flushes failed; nothing published yet"
+        "WARNING: 3 of 8 publish attempts failed; nothing published yet"
     );
     let _ = stop_tx.send(());
     tokio::time::timeout(PATIENCE, task)

@@ -77,10 +77,10 @@ pub fn evaluate(prev: &HealthSnapshot, now: &HealthSnapshot) -> (CheckStatus, St
     let text = match status {
         CheckStatus::Ok => format!("OK: {last}"),
         CheckStatus::Warning => format!(
-            "WARNING: {failed} of {} flushes failed; {last}",
+            "WARNING: {failed} of {} publish attempts failed; {last}",
             failed + ok
         ),
-        CheckStatus::Critical => format!("CRITICAL: all {failed} flushes failed; {last}"),
+        CheckStatus::Critical => format!("CRITICAL: all {failed} publish attempts failed; {last}"),
     };
     (status, text)
 }
@@ -200,7 +200,7 @@ mod tests {
         let (s, text) = evaluate(&snap(10, 2), &snap(14, 4));
         assert_eq!(s, CheckStatus::Warning);
         assert!(
-            text.starts_with("WARNING: 2 of 6 flushes failed; 123 lines"),
+            text.starts_with("WARNING: 2 of 6 publish attempts failed; 123 lines"),
             "{text}"
         );
     }
@@ -210,7 +210,7 @@ mod tests {
         let (s, text) = evaluate(&snap(10, 2), &snap(10, 8));
         assert_eq!(s, CheckStatus::Critical);
         assert!(
-            text.starts_with("CRITICAL: all 6 flushes failed; "),
+            text.starts_with("CRITICAL: all 6 publish attempts failed; "),
             "{text}"
         );
     }

@@ -79,6 +79,9 @@ fn main() -> ExitCode {
             }
         };
         eprint_line(&format!("statsd: {}", listeners.describe()));
+        for warning in listeners.warnings(config.cli.udp_buffer) {
+            eprint_line(&format!("statsd: warning: {warning}"));
+        }
         match server::run(listeners, config, shutdown).await {
             Ok(()) => {
                 eprint_line("statsd: stopped after the final flush");

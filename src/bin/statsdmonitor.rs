@@ -22,9 +22,6 @@ use serde_json::value::RawValue;
 /// Largest answer read; the stats object is a few KiB.
 const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Deepest XML nesting parsed; guards the recursive deserialiser against a hostile server.
-const MAX_XML_DEPTH: usize = 32;
-
 /// Print a StatsD server's internal stats, one `key: value` a line, sorted by key.
 #[derive(Parser, Debug)]
 #[command(name = "statsdmonitor", version)]
@@ -354,7 +351,7 @@ fn parse_answer(raw: &[u8]) -> Result<String, String> {
         }
     }
     let text = std::str::from_utf8(body).map_err(|_| String::from("answer is not UTF-8"))?;
-    check_xml(text)?;
+    statsd::admin::check_xml(text)?;
     if let Ok(resp) = MethodResponse::from_xml(text) {
         return match resp.value {
             Value::String(s) => Ok(s),
@@ -366,25 +363,4 @@ fn parse_answer(raw: &[u8]) -> Result<String, String> {
         return Err(format!("server fault {}: {msg}", f.fault.code()));
     }
     Err(String::from("not an XML-RPC response"))
-}
-
-/// Rejects malformed or too deeply nested XML before the recursive deserialiser sees it.
-fn check_xml(text: &str) -> Result<(), String> {
-    use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_str(text);
-    let mut depth = 0usize;
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(_)) => {
-                depth += 1;
-                if depth > MAX_XML_DEPTH {
-                    return Err(format!("XML nested deeper than {MAX_XML_DEPTH}"));
-                }
-            }
-            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
-            Ok(Event::Eof) => return Ok(()),
-            Ok(_) => {}
-            Err(e) => return Err(format!("malformed XML: {e}")),
-        }
-    }
 }

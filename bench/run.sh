@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One command benchmark: our statsd against Etsy's statsd 0.9.0.
+#
+#   bench/run.sh                # full run (~15 min): 6 loads x 3 runs, 100k and 1M names
+#   bench/run.sh --quick        # ~2 min: 3 loads x 1 run of 2 s, 100k names
+#   bench/run.sh --servers etsy # only one server (ours | etsy | ours,etsy)
+#   bench/run.sh --loads 20x4m,1x500k --reps 2 --duration 5 --no-names
+#   bench/run.sh --ours-args '--workers 2' --output /tmp/B.md
+#   bench/run.sh --quiet-cores 0.3 --quiet-wait 60   # wait longer for a quiet machine
+#   python3 bench/compare.py --render-only target/bench/results.json  # redo the Markdown
+#
+# See `python3 bench/compare.py --help` for every flag. Writes BENCHMARKS.md and
+# target/bench/results.json. Loopback only; every step is time-bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ETSY_DIR="${ETSY_DIR:-bench/.etsy}"
+if [ ! -f "$ETSY_DIR/node_modules/statsd/stats.js" ]; then
+    echo "[bench] installing statsd@0.9.0 into $ETSY_DIR" >&2
+    mkdir -p "$ETSY_DIR"
+    # Optional deps (syslog, hashring) are native or unused by the graphite backend.
+    timeout 300 npm install --prefix "$ETSY_DIR" --no-save --omit=optional \
+        --no-audit --no-fund --loglevel=error statsd@0.9.0 >&2
+fi
+
+echo "[bench] building release binaries" >&2
+timeout 1200 cargo build --release --bin statsd --bin statsd-bench >&2
+
+exec timeout 3600 python3 bench/compare.py \
+    --etsy "$ETSY_DIR/node_modules/statsd/stats.js" "--argv=$*" "$@"
