@@ -338,6 +338,8 @@ def report(carbon, samples, sent, failed, bench, exit_code, drained):
     lines = carbon.snapshot()
     with open(os.path.join(WORKDIR, "carbon.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    with open(os.path.join(WORKDIR, "rss.tsv"), "w") as f:
+        f.writelines(f"{t:.0f}\t{k}\n" for t, k in samples)
     failures = []
 
     # Whisper keeps one value per (path, timestamp), the last one written: a
