@@ -120,11 +120,11 @@ impl Listeners {
         let monitor = match &self.monitor {
             Some(l) => l
                 .local_addr()
-                .map_or_else(|e| e.to_string(), |a| a.to_string()),
+                .map_or_else(|e| e.to_string(), |a| format!("on {a}")),
             None => "off".into(),
         };
         format!(
-            "listening for metrics on udp+tcp {metrics} ({} UDP workers), monitor (XML-RPC) on {monitor}",
+            "listening for metrics on udp+tcp {metrics} ({} UDP workers), monitor (XML-RPC) {monitor}",
             self.udp.len()
         )
     }

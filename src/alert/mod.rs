@@ -85,30 +85,15 @@ pub fn evaluate(prev: &HealthSnapshot, now: &HealthSnapshot) -> (CheckStatus, St
     (status, text)
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC), without a date crate.
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC); nonsense times read as the epoch.
 fn format_utc(unix: f64) -> String {
-    let secs = if unix.is_finite() {
-        unix.floor() as i64
+    let secs = if unix.is_finite() && unix > 0.0 {
+        unix.floor() as u64
     } else {
         0
     };
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// Sends one check every `interval` until `shutdown` resolves.

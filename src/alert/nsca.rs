@@ -261,32 +261,9 @@ pub fn load_send_nsca_config(path: &std::path::Path) -> Result<SendNscaConfig, N
     parse_send_nsca_config(&text)
 }
 
-/// CRC-32 as NSCA computes it (IEEE, reflected, init and xor-out 0xFFFFFFFF).
+/// CRC-32 as NSCA computes it: the IEEE polynomial, as zlib and crc32fast do.
 pub fn crc32(data: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut j = 0;
-            while j < 8 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0xEDB8_8320
-                } else {
-                    c >> 1
-                };
-                j += 1;
-            }
-            table[i] = c;
-            i += 1;
-        }
-        table
-    };
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc = (crc >> 8) ^ TABLE[((crc ^ u32::from(b)) & 0xFF) as usize];
-    }
-    crc ^ 0xFFFF_FFFF
+    crc32fast::hash(data)
 }
 
 /// Splits an init packet into its IV and the server's timestamp.
