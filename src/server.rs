@@ -146,10 +146,12 @@ struct Flusher {
     payloads: mpsc::UnboundedSender<Payload>,
     /// The metrics UDP port, to read the kernel's drop count.
     udp_port: u16,
+    /// Timestamp of the previous flush.
+    last_timestamp: u64,
 }
 
 impl Flusher {
-    fn flush(&mut self) {
+    fn flush(&mut self, last: bool) {
         let started = Instant::now();
         let taken: Vec<Shard> = self.shards.iter().map(|s| s.lock().take()).collect();
         if let Some(shard) = self.shards.first() {
@@ -160,7 +162,17 @@ impl Flusher {
             &mut self.gauges,
             self.config.limits.max_timer_samples,
         );
-        let timestamp = unix_now() as u64;
+        // The final flush at SIGTERM can come within a second of a regular
+        // one: it takes the next second, or carbon would replace the full
+        // interval's points with the partial one's. (Regular flushes keep
+        // the clock: with sub-second intervals seconds repeat by design.)
+        let now = unix_now() as u64;
+        let timestamp = if last {
+            now.max(self.last_timestamp + 1)
+        } else {
+            now
+        };
+        self.last_timestamp = timestamp;
         let names = snapshot.counters.len()
             + snapshot.gauges.len()
             + snapshot.timers.len()
@@ -445,13 +457,14 @@ pub async fn run(
         logs,
         payloads,
         udp_port,
+        last_timestamp: 0,
     };
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = ticker.tick() => flusher.flush(),
+            _ = ticker.tick() => flusher.flush(false),
             _ = &mut shutdown => break,
         }
     }
@@ -472,7 +485,7 @@ pub async fn run(
     if let Some(task) = monitor_task {
         let _ = task.await;
     }
-    flusher.flush();
+    flusher.flush(true);
     drop(udp_open_until_final_flush);
     drop(flusher);
     let _ = publisher_task.await;

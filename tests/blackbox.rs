@@ -266,3 +266,22 @@ fn help_lists_every_original_flag() {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
+
+#[test]
+fn final_flush_never_reuses_the_previous_flush_second() {
+    let carbon = FakeCarbon::start();
+    let mut daemon = start(&carbon_args(carbon.port, "1"));
+    daemon.send_udp(b"before:1|c\n");
+    let regular = carbon.flush_with("stats.before ");
+    // SIGTERM right after a regular flush: usually within the same second.
+    daemon.send_udp(b"after:1|c\n");
+    assert_eq!(daemon.terminate(), 0);
+    let last = carbon.flush_with("stats.after ");
+    let second =
+        |flush: &[String]| -> u64 { flush[0].rsplit(' ').next().unwrap().parse().unwrap() };
+    assert!(
+        second(&last) > second(&regular),
+        "final flush reused second {}",
+        second(&regular)
+    );
+}
