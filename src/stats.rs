@@ -23,6 +23,32 @@ const DISCARD_KEYS: [&str; ParseError::ALL.len()] = [
     "metrics.discarded.cut_off",
 ];
 
+/// The keys SPEC section 6 makes a public interface (Nagios checks and
+/// dashboards read them); `keys` yields every one of them, and more.
+pub const SPEC_KEYS: [&str; 21] = [
+    "start_time",
+    "flush_duration",
+    "flush_errors",
+    "last_publish.duration",
+    "last_publish.time",
+    "metrics.batch.count",
+    "metrics.batch.discarded",
+    "metrics.discarded",
+    "pending_stats",
+    "publish_error.socket",
+    "publish_error.unknown",
+    "render.counters.count",
+    "render.counters.duration",
+    "render.gauge.count",
+    "render.gauge.duration",
+    "render.set.count",
+    "render.set.duration",
+    "render.time",
+    "render.timers.count",
+    "render.timers.duration",
+    "render.total",
+];
+
 /// Seconds since the Unix epoch, as a float.
 pub fn unix_now() -> f64 {
     SystemTime::now()
@@ -202,29 +228,7 @@ mod tests {
     fn every_spec_key_present() {
         let json = ServerStats::starting_now().istats_json(&IntakeCounts::default());
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-        for key in [
-            "start_time",
-            "flush_duration",
-            "flush_errors",
-            "last_publish.duration",
-            "last_publish.time",
-            "metrics.batch.count",
-            "metrics.batch.discarded",
-            "metrics.discarded",
-            "pending_stats",
-            "publish_error.socket",
-            "publish_error.unknown",
-            "render.counters.count",
-            "render.counters.duration",
-            "render.gauge.count",
-            "render.gauge.duration",
-            "render.set.count",
-            "render.set.duration",
-            "render.time",
-            "render.timers.count",
-            "render.timers.duration",
-            "render.total",
-        ] {
+        for key in SPEC_KEYS {
             assert!(value.get(key).is_some(), "{key}");
         }
     }

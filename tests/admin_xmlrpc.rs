@@ -44,29 +44,7 @@ start_time: 1392235332.92
 x.host: web \"1\" <&>
 ";
 
-const SPEC_KEYS: [&str; 21] = [
-    "start_time",
-    "flush_duration",
-    "flush_errors",
-    "last_publish.duration",
-    "last_publish.time",
-    "metrics.batch.count",
-    "metrics.batch.discarded",
-    "metrics.discarded",
-    "pending_stats",
-    "publish_error.socket",
-    "publish_error.unknown",
-    "render.counters.count",
-    "render.counters.duration",
-    "render.gauge.count",
-    "render.gauge.duration",
-    "render.set.count",
-    "render.set.duration",
-    "render.timers.count",
-    "render.timers.duration",
-    "render.time",
-    "render.total",
-];
+use statsd::stats::SPEC_KEYS;
 
 /// Bound for any single socket wait in these tests.
 const IO_BOUND: Duration = Duration::from_secs(10);

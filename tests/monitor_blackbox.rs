@@ -11,29 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, WAIT};
 
-const SPEC_KEYS: [&str; 21] = [
-    "start_time",
-    "flush_duration",
-    "flush_errors",
-    "last_publish.duration",
-    "last_publish.time",
-    "metrics.batch.count",
-    "metrics.batch.discarded",
-    "metrics.discarded",
-    "pending_stats",
-    "publish_error.socket",
-    "publish_error.unknown",
-    "render.counters.count",
-    "render.counters.duration",
-    "render.gauge.count",
-    "render.gauge.duration",
-    "render.set.count",
-    "render.set.duration",
-    "render.time",
-    "render.timers.count",
-    "render.timers.duration",
-    "render.total",
-];
+use statsd::stats::SPEC_KEYS;
 
 /// Calls istats with Python's xmlrpc.client at `path`; returns the JSON.
 fn python_istats(port: u16, path: &str) -> serde_json::Value {
