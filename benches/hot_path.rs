@@ -36,18 +36,6 @@ fn ingest_20_line_datagram(bencher: Bencher) {
         });
 }
 
-fn render_config() -> RenderConfig {
-    RenderConfig {
-        counters_prefix: "stats".into(),
-        gauge_prefix: "stats".into(),
-        timers_prefix: "stats.timers".into(),
-        sets_prefix: "stats".into(),
-        metadata_prefix: "statsd".into(),
-        pct: 90.0,
-        flush_interval: 10.0,
-    }
-}
-
 #[divan::bench(args = [10_000, 100_000])]
 fn merge_and_render(bencher: Bencher, names: usize) {
     let hasher = Hasher::default();
@@ -69,7 +57,12 @@ fn merge_and_render(bencher: Bencher, names: usize) {
             let mut gauges = GaugeState::new(hasher.clone());
             let mut snapshot = merge(vec![shard], &mut gauges, 10_000);
             let mut out = Vec::with_capacity(names * 64);
-            render_metrics(&mut snapshot, &render_config(), 1_700_000_000, &mut out);
+            render_metrics(
+                &mut snapshot,
+                &RenderConfig::default(),
+                1_700_000_000,
+                &mut out,
+            );
             out.len()
         });
 }

@@ -24,6 +24,21 @@ pub struct RenderConfig {
     pub flush_interval: f64,
 }
 
+impl Default for RenderConfig {
+    /// The original's defaults: `stats`, `stats.timers`, `statsd`, pct 90, 10 s.
+    fn default() -> Self {
+        RenderConfig {
+            counters_prefix: "stats".into(),
+            gauge_prefix: "stats".into(),
+            timers_prefix: "stats.timers".into(),
+            sets_prefix: "stats".into(),
+            metadata_prefix: "statsd".into(),
+            pct: 90.0,
+            flush_interval: 10.0,
+        }
+    }
+}
+
 /// Per-kind counts and durations of one render (SPEC `render.*`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RenderStats {

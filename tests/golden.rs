@@ -75,18 +75,6 @@ stats.timers.tiny.upper_90 1e-6 1700000000
 stats.users 2 1700000000
 ";
 
-fn config() -> RenderConfig {
-    RenderConfig {
-        counters_prefix: "stats".into(),
-        gauge_prefix: "stats".into(),
-        timers_prefix: "stats.timers".into(),
-        sets_prefix: "stats".into(),
-        metadata_prefix: "statsd".into(),
-        pct: 90.0,
-        flush_interval: 10.0,
-    }
-}
-
 #[test]
 fn one_flush_exact_lines() {
     let mut input = INPUT.as_bytes().to_vec();
@@ -100,7 +88,12 @@ fn one_flush_exact_lines() {
     let mut gauges = GaugeState::new(Hasher::default());
     let mut snapshot = merge(vec![shard], &mut gauges, 10_000);
     let mut out = Vec::new();
-    let render = render_metrics(&mut snapshot, &config(), 1_700_000_000, &mut out);
+    let render = render_metrics(
+        &mut snapshot,
+        &RenderConfig::default(),
+        1_700_000_000,
+        &mut out,
+    );
     assert_eq!(String::from_utf8(out.clone()).unwrap(), EXPECTED);
     assert_eq!(render.lines, EXPECTED.lines().count());
     assert_eq!(
@@ -123,7 +116,13 @@ fn one_flush_exact_lines() {
     };
     let total = render.lines + statsd::stats::key_count() + 1;
     let meta = stats.keys(&snapshot.intake, &fixed, total);
-    let total_written = render_meta(&meta, render.lines, &config(), 1_700_000_000, &mut out);
+    let total_written = render_meta(
+        &meta,
+        render.lines,
+        &RenderConfig::default(),
+        1_700_000_000,
+        &mut out,
+    );
     let text = String::from_utf8(out).unwrap();
     assert_eq!(total_written, total);
     assert_eq!(text.lines().count(), total);

@@ -21,11 +21,7 @@ proptest! {
         shard.ingest_buffer(text.as_bytes(), |_, _| {});
         let mut gauges = GaugeState::new(Hasher::default());
         let mut snapshot = merge(vec![shard], &mut gauges, 100);
-        let config = statsd::render::RenderConfig {
-            counters_prefix: "stats".into(), gauge_prefix: "stats".into(),
-            timers_prefix: "stats.timers".into(), sets_prefix: "stats".into(),
-            metadata_prefix: "statsd".into(), pct: 90.0, flush_interval: 10.0,
-        };
+        let config = statsd::render::RenderConfig::default();
         let mut out = Vec::new();
         statsd::render::render_metrics(&mut snapshot, &config, 1, &mut out);
         let text = String::from_utf8(out).unwrap();

@@ -116,6 +116,29 @@ impl Drop for Daemon {
     }
 }
 
+/// Collects carbon lines until one contains `text`; returns all of them.
+pub fn collect_until(lines: &Receiver<String>, text: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.contains(text);
+                got.push(line);
+                if done {
+                    return got;
+                }
+            }
+            Err(_) => panic!(
+                "carbon got no line containing {text:?}; got {} lines, last {:?}",
+                got.len(),
+                got.last()
+            ),
+        }
+    }
+}
+
 pub fn wait_line(lines: &Receiver<String>, text: &str) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -177,21 +200,7 @@ impl FakeCarbon {
 
     /// Collects lines until one contains `text`; returns all of them.
     pub fn until(&self, text: &str) -> Vec<String> {
-        let mut got = Vec::new();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains(text);
-                    got.push(line);
-                    if done {
-                        return got;
-                    }
-                }
-                Err(_) => panic!("carbon got no line containing {text:?}; got {got:?}"),
-            }
-        }
+        collect_until(&self.lines, text)
     }
 
     /// Collects until a flush holding `text` ends (its numStats line);
@@ -429,25 +438,7 @@ impl ScriptedCarbon {
 
     /// Collects lines until one contains `text`; returns all of them.
     pub fn until(&self, text: &str) -> Vec<String> {
-        let mut got = Vec::new();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains(text);
-                    got.push(line);
-                    if done {
-                        return got;
-                    }
-                }
-                Err(_) => panic!(
-                    "carbon got no line containing {text:?}; got {} lines, last {:?}",
-                    got.len(),
-                    got.last()
-                ),
-            }
-        }
+        collect_until(&self.lines, text)
     }
 
     /// Collects every line up to the end of the flush holding `text` (its

@@ -16,14 +16,12 @@ use statsd::render::{render_meta, render_metrics, RenderConfig};
 const TIMESTAMP: u64 = 1_700_000_000;
 
 fn render_config(flush_interval: f64) -> RenderConfig {
+    // Distinct gauge and set prefixes keep the kinds apart in the output.
     RenderConfig {
-        counters_prefix: "stats".into(),
         gauge_prefix: "stats.gauges".into(),
-        timers_prefix: "stats.timers".into(),
         sets_prefix: "stats.sets".into(),
-        metadata_prefix: "statsd".into(),
-        pct: 90.0,
         flush_interval,
+        ..RenderConfig::default()
     }
 }
 
