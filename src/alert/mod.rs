@@ -7,9 +7,11 @@
 
 pub mod nsca;
 
-use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 pub use nsca::{Encryption, NscaClient, NscaError};
 
@@ -49,6 +51,27 @@ pub struct HealthSnapshot {
     pub last_publish_duration: f64,
     /// Unix time of the last publish; 0 when there was none yet.
     pub last_publish_time: f64,
+}
+
+/// What the alert loop counts (`alert.sent`, `alert.errors`).
+#[derive(Debug, Default)]
+pub struct AlertStats {
+    /// Checks delivered.
+    sent: AtomicU64,
+    /// Checks that could not be delivered.
+    errors: AtomicU64,
+}
+
+impl AlertStats {
+    /// Checks delivered since start.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Checks that failed since start.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
 }
 
 /// Status and one-line text for the window between two snapshots. Pure.
@@ -103,36 +126,43 @@ fn format_utc(unix: f64) -> String {
 /// stops the loop. The baseline snapshot only advances when a check was
 /// delivered, so failures in a window whose check was lost are reported by the
 /// next one.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_alert_loop(
     client: NscaClient,
     host_name: String,
     service: String,
     interval: Duration,
     health: Arc<dyn Fn() -> HealthSnapshot + Send + Sync>,
-    on_result: Arc<dyn Fn(Result<(), NscaError>) + Send + Sync>,
-    shutdown: impl Future<Output = ()>,
+    stats: Arc<AlertStats>,
+    on_error: Arc<dyn Fn(&NscaError) + Send + Sync>,
+    shutdown: CancellationToken,
 ) {
     // tokio's interval panics on a zero period.
     let interval = interval.max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
     let mut baseline = health();
     loop {
         tokio::select! {
-            _ = &mut shutdown => return,
+            _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
         let now = health();
         let (status, text) = evaluate(&baseline, &now);
         let result = tokio::select! {
             r = client.send_check(&host_name, &service, status, &text) => r,
-            _ = &mut shutdown => return,
+            _ = shutdown.cancelled() => return,
         };
-        if result.is_ok() {
-            baseline = now;
+        match result {
+            Ok(()) => {
+                baseline = now;
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                on_error(&error);
+            }
         }
-        on_result(result);
     }
 }
 

@@ -1,18 +1,20 @@
 //! Where rendered lines go: carbon's plaintext port (with timeouts and a
 //! bounded backlog that is resent, in order, once carbon answers) or stdout.
 
-use std::collections::VecDeque;
+pub mod backlog;
+pub mod carbon;
+
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::logging::Logs;
-use crate::stats::{unix_now, ServerStats};
+use crate::stats::{unix_now, Counter, F64Cell};
+
+pub use backlog::Backlog;
+pub use carbon::{Carbon, PublishError};
 
 /// First wait before resending after a failure; doubles up to the flush interval.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
@@ -35,19 +37,6 @@ pub enum Target {
     Console,
 }
 
-/// Where carbon listens and how long to wait for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Carbon {
-    /// Host name or address.
-    pub host: String,
-    /// Plaintext port.
-    pub port: u16,
-    /// Bound on name resolution plus connect.
-    pub connect_timeout: Duration,
-    /// Bound on each write (and the closing shutdown).
-    pub write_timeout: Duration,
-}
-
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -58,147 +47,50 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// Payloads not yet delivered, oldest first, bounded in bytes and lines.
+/// Bounds on what waits for carbon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BacklogLimits {
+    /// Bytes kept; the oldest beyond are dropped and counted.
+    pub max_bytes: usize,
+    /// Lines kept (0 = only the byte bound).
+    pub max_lines: usize,
+}
+
+/// What the publisher counts (SPEC `publish_error.*`, `last_publish.*`, ...).
 #[derive(Debug, Default)]
-pub struct Backlog {
-    /// The payloads, oldest first.
-    queue: VecDeque<Payload>,
-    /// Bytes held.
-    bytes: usize,
-    /// Lines held.
-    lines: usize,
-    /// Byte bound; the newest payload is always kept.
-    max_bytes: usize,
-    /// Line bound (0 = none); the newest payload is always kept.
-    max_lines: usize,
+pub struct PublishStats {
+    /// Publishes that succeeded.
+    pub ok: Counter,
+    /// Publishes that failed on the network.
+    pub error_socket: Counter,
+    /// Publishes that failed otherwise (name resolution, ...).
+    pub error_unknown: Counter,
+    /// Flushes whose payload could not be delivered at the first attempt.
+    pub flush_errors: Counter,
+    /// Seconds the last successful publish took.
+    pub last_duration: F64Cell,
+    /// Unix time of the last successful publish.
+    pub last_time: F64Cell,
+    /// Lines carried by the last successful publish.
+    pub last_lines: Counter,
+    /// Lines delivered since start.
+    pub published_lines: Counter,
+    /// Lines waiting in the backlog.
+    pub backlog_lines: Counter,
+    /// Bytes waiting in the backlog.
+    pub backlog_bytes: Counter,
+    /// Lines dropped: backlog overflow, or shutdown with carbon unreachable.
+    pub backlog_dropped_lines: Counter,
 }
 
-impl Backlog {
-    /// An empty backlog with these bounds.
-    pub fn new(max_bytes: usize, max_lines: usize) -> Backlog {
-        Backlog {
-            max_bytes,
-            max_lines,
-            ..Backlog::default()
-        }
-    }
-
-    /// Adds a payload; returns the number of lines dropped, oldest first, to
-    /// stay within the bounds.
-    pub fn push(&mut self, payload: Payload) -> usize {
-        self.bytes += payload.data.len();
-        self.lines += payload.lines;
-        self.queue.push_back(payload);
-        let mut dropped = 0;
-        while self.queue.len() > 1
-            && (self.bytes > self.max_bytes || (self.max_lines > 0 && self.lines > self.max_lines))
-        {
-            if let Some(old) = self.pop() {
-                dropped += old.lines;
-            }
-        }
-        dropped
-    }
-
-    fn pop(&mut self) -> Option<Payload> {
-        let old = self.queue.pop_front()?;
-        self.bytes -= old.data.len();
-        self.lines -= old.lines;
-        Some(old)
-    }
-
-    /// Lines held.
-    pub fn lines(&self) -> usize {
-        self.lines
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// True when nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-}
-
-/// Why a publish failed, as SPEC section 6 counts it.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    /// Connect, write or close failed or timed out.
-    #[error("{0}")]
-    Socket(io::Error),
-    /// Anything else (the carbon host name does not resolve, ...).
-    #[error("{0}")]
-    Unknown(String),
-}
-
-/// Connects and writes the backlog in order; each payload written whole is
-/// removed at once so a later failure never resends it.
-async fn send_backlog(carbon: &Carbon, backlog: &mut Backlog) -> Result<usize, PublishError> {
-    let (host, port) = (carbon.host.as_str(), carbon.port);
-    let addrs: Vec<_> = tokio::time::timeout(
-        carbon.connect_timeout,
-        tokio::net::lookup_host((host, port)),
-    )
-    .await
-    .map_err(|_| PublishError::Unknown(format!("resolving {host} timed out")))?
-    .map_err(|e| PublishError::Unknown(format!("cannot resolve {host}: {e}")))?
-    .collect();
-    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address");
-    let mut stream = None;
-    for addr in addrs {
-        match tokio::time::timeout(carbon.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                stream = Some(s);
-                break;
-            }
-            Ok(Err(e)) => last_error = e,
-            Err(_) => {
-                last_error = io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connect timed out after {:?}", carbon.connect_timeout),
-                )
-            }
-        }
-    }
-    let mut stream = stream.ok_or_else(|| {
-        if last_error.kind() == io::ErrorKind::NotFound {
-            PublishError::Unknown(format!("{host} has no address"))
-        } else {
-            PublishError::Socket(last_error)
-        }
-    })?;
-    let mut sent = 0;
-    while let Some(payload) = backlog.queue.front() {
-        match tokio::time::timeout(carbon.write_timeout, stream.write_all(&payload.data)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(PublishError::Socket(e)),
-            Err(_) => {
-                return Err(PublishError::Socket(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("write timed out after {:?}", carbon.write_timeout),
-                )))
-            }
-        }
-        if let Some(done) = backlog.pop() {
-            sent += done.lines;
-        }
-    }
-    // A clean close makes carbon see the end of the last line at once.
-    let _ = tokio::time::timeout(carbon.write_timeout, stream.shutdown()).await;
-    Ok(sent)
-}
-
-/// Writes payloads to the target. Owns the backlog; shares stats.
+/// Writes payloads to the target. Owns the backlog and its stats.
 pub struct Publisher {
     /// Where lines go.
     target: Target,
     /// Undelivered payloads.
     backlog: Backlog,
-    /// The server's stats (publish counters, backlog size).
-    stats: Arc<Mutex<ServerStats>>,
+    /// What happened, for the flush and `istats`.
+    stats: Arc<PublishStats>,
     /// Rate-limited stderr.
     logs: Arc<Logs>,
     /// Longest wait between retries.
@@ -209,15 +101,14 @@ impl Publisher {
     /// A publisher with an empty backlog bounded as given.
     pub fn new(
         target: Target,
-        max_bytes: usize,
-        max_lines: usize,
-        stats: Arc<Mutex<ServerStats>>,
+        limits: BacklogLimits,
+        stats: Arc<PublishStats>,
         logs: Arc<Logs>,
         max_retry: Duration,
     ) -> Publisher {
         Publisher {
             target,
-            backlog: Backlog::new(max_bytes, max_lines),
+            backlog: Backlog::new(limits.max_bytes, limits.max_lines),
             stats,
             logs,
             max_retry: max_retry.max(FIRST_RETRY),
@@ -227,7 +118,7 @@ impl Publisher {
     fn enqueue(&mut self, payload: Payload) {
         let dropped = self.backlog.push(payload);
         if dropped > 0 {
-            self.stats.lock().backlog_dropped_lines += dropped as u64;
+            self.stats.backlog_dropped_lines.add(dropped as u64);
             self.logs.publish.error(|| {
                 format!("publish backlog full: dropped the oldest {dropped} lines (see backlog.dropped_lines)")
             });
@@ -251,31 +142,30 @@ impl Publisher {
             }
             Target::Graphite(carbon) => {
                 let carbon = carbon.clone();
-                send_backlog(&carbon, &mut self.backlog).await
+                carbon::send_backlog(&carbon, &mut self.backlog).await
             }
         };
-        let mut stats = self.stats.lock();
-        stats.backlog_lines = self.backlog.lines() as u64;
-        stats.backlog_bytes = self.backlog.bytes() as u64;
+        let stats = &self.stats;
+        stats.backlog_lines.set(self.backlog.lines() as u64);
+        stats.backlog_bytes.set(self.backlog.bytes() as u64);
         match result {
             Ok(sent) => {
-                stats.publish_ok += 1;
-                stats.last_publish_duration = started.elapsed().as_secs_f64();
-                stats.last_publish_time = unix_now();
-                stats.last_publish_lines = sent as u64;
-                stats.published_lines += sent as u64;
+                stats.ok.incr();
+                stats.last_duration.set(started.elapsed().as_secs_f64());
+                stats.last_time.set(unix_now());
+                stats.last_lines.set(sent as u64);
+                stats.published_lines.add(sent as u64);
                 true
             }
             Err(error) => {
                 match error {
-                    PublishError::Socket(_) => stats.publish_error_socket += 1,
-                    PublishError::Unknown(_) => stats.publish_error_unknown += 1,
+                    PublishError::Socket(_) => stats.error_socket.incr(),
+                    PublishError::Unknown(_) => stats.error_unknown.incr(),
                 }
                 if from_flush {
-                    stats.flush_errors += 1;
+                    stats.flush_errors.incr();
                 }
                 let waiting = self.backlog.lines();
-                drop(stats);
                 let target = &self.target;
                 self.logs.publish.error(|| {
                     format!(
@@ -354,7 +244,7 @@ impl Publisher {
         let delivered = tokio::time::timeout(left, self.attempt(true)).await;
         if !matches!(delivered, Ok(true)) {
             let lost = self.backlog.lines();
-            self.stats.lock().backlog_dropped_lines += lost as u64;
+            self.stats.backlog_dropped_lines.add(lost as u64);
             crate::logging::eprint_line(&format!(
                 "statsd: shutting down with carbon at {} unreachable: {lost} lines lost",
                 self.target
@@ -370,31 +260,3 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn payload(lines: usize) -> Payload {
-        Payload {
-            data: vec![b'x'; lines * 10],
-            lines,
-        }
-    }
-
-    #[test]
-    fn backlog_drops_oldest_beyond_bytes() {
-        let mut b = Backlog::new(250, 0);
-        assert_eq!(b.push(payload(10)), 0);
-        assert_eq!(b.push(payload(10)), 0);
-        assert_eq!(b.push(payload(10)), 10);
-        assert_eq!(b.lines(), 20);
-    }
-
-    #[test]
-    fn backlog_keeps_newest_even_when_too_big() {
-        let mut b = Backlog::new(5, 1);
-        assert_eq!(b.push(payload(3)), 0);
-        assert_eq!(b.push(payload(4)), 3);
-        assert_eq!(b.lines(), 4);
-    }
-}
