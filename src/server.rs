@@ -408,18 +408,17 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
+    // The monitor stops on a token; cancelled below, together with `stop_tx`.
+    let admin_stop = tokio_util::sync::CancellationToken::new();
     let monitor_task = match listeners.monitor {
         Some(listener) => {
             let (stats, shards) = (stats.clone(), shards.clone());
             let source: admin::IstatsSource = Arc::new(move || istats_json(&stats, &shards));
-            let mut stop = stop_rx.clone();
             Some(tokio::spawn(admin::serve(
                 tokio::net::TcpListener::from_std(listener)?,
                 source,
                 admin::AdminLimits::default(),
-                async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                },
+                admin_stop.clone(),
             )))
         }
         None => None,
@@ -472,6 +471,7 @@ pub async fn run(
     // Stop reading, let every receiver hand over what it holds, flush once more.
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = stop_tx.send(true);
+    admin_stop.cancel();
     let _ = tokio::task::spawn_blocking(move || {
         for thread in udp_threads {
             let _ = thread.join();
