@@ -72,12 +72,11 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: CancellationTok
         Some(listener) => {
             let stats = sources.clone();
             let source: admin::IstatsSource = Arc::new(move || stats.istats_json());
-            let stop = shutdown.clone();
             Some(tokio::spawn(admin::serve(
                 tokio::net::TcpListener::from_std(listener)?,
                 source,
                 admin::AdminLimits::default(),
-                async move { stop.cancelled().await },
+                shutdown.clone(),
             )))
         }
         None => None,
