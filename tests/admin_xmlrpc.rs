@@ -840,13 +840,12 @@ fn statsdmonitor_reads_pythons_simple_xmlrpc_server() {
     assert_eq!(text(&out.stdout), MONITOR_OUTPUT);
 }
 
-/// The core's own `istats` JSON (statsd::stats) through the endpoint and the monitor:
+/// The core's own `istats` JSON (statsd::flush::keys) through the endpoint and the monitor:
 /// every SPEC key arrives, sorted, one per line.
 #[test]
 fn statsdmonitor_shows_every_spec_key_of_the_core_stats() {
-    let stats = statsd::stats::ServerStats::starting_now();
-    let source: IstatsSource =
-        Arc::new(move || stats.istats_json(&statsd::aggregate::IntakeCounts::default()));
+    let stats = statsd::flush::StatSources::starting_now(Vec::new());
+    let source: IstatsSource = Arc::new(move || stats.istats_json());
     let server = TestServer::with_source(AdminLimits::default(), source);
     let out = monitor(&["127.0.0.1", &server.addr.port().to_string()]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -34,6 +34,16 @@ pub struct Intake {
 }
 
 impl Intake {
+    /// Intake without debug output, with logs of its own (tools, benches).
+    pub fn new(max_line_bytes: usize) -> Intake {
+        Intake {
+            max_line_bytes,
+            debug: false,
+            debug_metric: None,
+            logs: Arc::new(Logs::default()),
+        }
+    }
+
     /// Parses and aggregates every line of one datagram or TCP read.
     pub fn ingest(&self, shard: &mut Shard, buf: &[u8]) {
         shard.intake.packets += 1;
@@ -114,12 +124,7 @@ mod tests {
     use crate::aggregate::{Hasher, Limits};
 
     fn intake() -> Intake {
-        Intake {
-            max_line_bytes: protocol::DEFAULT_MAX_LINE_BYTES,
-            debug: false,
-            debug_metric: None,
-            logs: Arc::new(Logs::default()),
-        }
+        Intake::new(protocol::DEFAULT_MAX_LINE_BYTES)
     }
 
     #[test]
