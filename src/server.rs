@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::admin;
 use crate::aggregate::{merge, GaugeState, Hasher, IntakeCounts, Shard};
@@ -323,25 +324,27 @@ fn spawn_alerts(
         }
     });
     let target = format!("{}:{}", client.host, client.port);
-    let on_result: Arc<dyn Fn(Result<(), NscaError>) + Send + Sync> =
-        Arc::new(move |result| match result {
-            Ok(()) => stats.lock().alert_sent += 1,
-            Err(error) => {
-                stats.lock().alert_errors += 1;
-                logs.alert
-                    .error(|| format!("NSCA check to {target} failed: {error}"));
-            }
-        });
-    let shutdown = async move {
+    let on_error: Arc<dyn Fn(&NscaError) + Send + Sync> = Arc::new(move |error| {
+        logs.alert
+            .error(|| format!("NSCA check to {target} failed: {error}"));
+    });
+    // The loop counts into the AlertStats that ServerStats::keys reads.
+    let alert_stats = stats.lock().alert.clone();
+    // Bridge from the server's stop signal to the loop's token.
+    let shutdown = CancellationToken::new();
+    let cancel = shutdown.clone();
+    tokio::spawn(async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
-    };
+        cancel.cancel();
+    });
     Ok(Some(tokio::spawn(run_alert_loop(
         client,
         host_name,
         service,
         config.alert_interval(),
         health,
-        on_result,
+        alert_stats,
+        on_error,
         shutdown,
     ))))
 }

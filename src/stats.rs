@@ -2,9 +2,11 @@
 //! flush (`<metadata-prefix>.<key>`) and the XML-RPC `istats` call, so the two
 //! can never disagree on names.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::aggregate::IntakeCounts;
+use crate::alert::AlertStats;
 use crate::protocol::ParseError;
 use crate::render::RenderStats;
 
@@ -106,10 +108,8 @@ pub struct ServerStats {
     pub gauges_remembered: u64,
     /// Gauges forgotten (idle past --gauge-ttl, or over --max-names).
     pub gauges_forgotten: u64,
-    /// NSCA checks delivered.
-    pub alert_sent: u64,
-    /// NSCA checks that could not be delivered.
-    pub alert_errors: u64,
+    /// The alert loop's own counters (checks sent, errors); read here, written there.
+    pub alert: Arc<AlertStats>,
 }
 
 fn secs(d: Duration) -> f64 {
@@ -174,8 +174,8 @@ impl ServerStats {
             ("published.lines", self.published_lines as f64),
             ("gauges.remembered", self.gauges_remembered as f64),
             ("gauges.forgotten", self.gauges_forgotten as f64),
-            ("alert.sent", self.alert_sent as f64),
-            ("alert.errors", self.alert_errors as f64),
+            ("alert.sent", self.alert.sent() as f64),
+            ("alert.errors", self.alert.errors() as f64),
         ];
         for reason in ParseError::ALL {
             keys.push((
