@@ -24,7 +24,11 @@ use crate::sink::{PublishStats, Publisher};
 /// Runs the server on bound sockets until `shutdown` is cancelled, then
 /// stops reading, flushes what it holds, waits (bounded) for the last
 /// publish and returns.
-pub async fn run(listeners: Listeners, config: Config, shutdown: CancellationToken) -> io::Result<()> {
+pub async fn run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
     let logs = Arc::new(Logs::default());
     let udp_port = listeners.metrics_addr()?.port();
     // One shard per UDP worker, then the TCP one; one name budget for all.
@@ -97,7 +101,14 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: CancellationTok
     let publisher_task = tokio::spawn(publisher.run(payloads_rx, config.shutdown_timeout));
 
     let gauges = GaugeState::bounded(hasher, config.gauge_ttl_flushes(), config.limits.max_names);
-    let flusher = Flusher::new(config.flush.clone(), sources, gauges, logs, payloads, udp_port);
+    let flusher = Flusher::new(
+        config.flush.clone(),
+        sources,
+        gauges,
+        logs,
+        payloads,
+        udp_port,
+    );
     let flush_thread = FlushThread::start(flusher)?;
     let regular = flush_thread.every(config.flush_interval, &shutdown).await;
 

@@ -93,12 +93,7 @@ fn one_flush_exact_lines() {
         interval: snapshot.intake,
         ..OwnStats::default()
     };
-    let (payload, report) = build(
-        &mut snapshot,
-        &own,
-        &RenderConfig::default(),
-        1_700_000_000,
-    );
+    let (payload, report) = build(&mut snapshot, &own, &RenderConfig::default(), 1_700_000_000);
     let text = String::from_utf8(payload.data).unwrap();
     let render = report.render;
     assert_eq!(&text[..EXPECTED.len()], EXPECTED);

@@ -69,7 +69,6 @@ impl Default for Limits {
     }
 }
 
-
 /// Counts of what a shard took in, merged at flush into the server's stats.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IntakeCounts {

@@ -178,4 +178,3 @@ pub struct Cli {
     #[arg(long = "nsca-legacy-packet")]
     pub nsca_legacy_packet: bool,
 }
-

@@ -75,7 +75,10 @@ impl fmt::Debug for AlertSettings {
     /// The password stays out of `-d`'s settings dump.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AlertSettings")
-            .field("nsca", &format_args!("{}:{}", self.client.host, self.client.port))
+            .field(
+                "nsca",
+                &format_args!("{}:{}", self.client.host, self.client.port),
+            )
             .field("encryption", &self.client.encryption)
             .field("password_set", &!self.client.password.is_empty())
             .field("legacy_packet", &self.client.legacy_packet)
@@ -102,7 +105,9 @@ fn count(name: &str, value: usize, min: usize, max: usize) -> Result<usize, Stri
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(format!("{name} must be between {min} and {max}, not {value}"))
+        Err(format!(
+            "{name} must be between {min} and {max}, not {value}"
+        ))
     }
 }
 
@@ -133,8 +138,7 @@ impl Config {
         let gauge_ttl = if cli.gauge_ttl == 0.0 {
             Duration::ZERO
         } else {
-            seconds("--gauge-ttl", cli.gauge_ttl)
-                .map_err(|e| format!("{e} (or 0 for forever)"))?
+            seconds("--gauge-ttl", cli.gauge_ttl).map_err(|e| format!("{e} (or 0 for forever)"))?
         };
         if cli.graphite_host.is_empty() {
             return Err("--graphite-host must not be empty".into());
@@ -145,7 +149,10 @@ impl Config {
             Target::Graphite(Carbon {
                 host: cli.graphite_host.clone(),
                 port: nonzero_port("--graphite-port", cli.graphite_port)?,
-                connect_timeout: seconds("--graphite-connect-timeout", cli.graphite_connect_timeout)?,
+                connect_timeout: seconds(
+                    "--graphite-connect-timeout",
+                    cli.graphite_connect_timeout,
+                )?,
                 write_timeout: seconds("--graphite-write-timeout", cli.graphite_write_timeout)?,
             })
         };
@@ -167,7 +174,8 @@ impl Config {
             max_names: cli.max_names,
             max_timer_samples: count("--max-timer-samples", cli.max_timer_samples, 1, usize::MAX)?,
         };
-        let debug_metric = (cli.debug && !cli.debug_metric.is_empty()).then(|| cli.debug_metric.clone());
+        let debug_metric =
+            (cli.debug && !cli.debug_metric.is_empty()).then(|| cli.debug_metric.clone());
         Ok(Config {
             bind: BindSettings {
                 name: cli.name.clone(),

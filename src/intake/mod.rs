@@ -141,7 +141,10 @@ mod tests {
         assert_eq!((counts.lines, counts.discarded), (2, 1));
         assert_eq!((counts.batches, counts.batches_discarded), (1, 1));
         assert_eq!((counts.packets, counts.bytes), (1, 15));
-        assert_eq!(shard.sample_bad_line.as_ref().map(|s| &*s.0), Some(&b"bad"[..]));
+        assert_eq!(
+            shard.sample_bad_line.as_ref().map(|s| &*s.0),
+            Some(&b"bad"[..])
+        );
     }
 
     #[test]

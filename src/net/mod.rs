@@ -50,15 +50,16 @@ impl Listeners {
                     continue;
                 }
             };
-            let monitor = match settings.monitor_port {
-                Some(port) => {
-                    let at = SocketAddr::new(addr.ip(), port);
-                    Some(bind_tcp(at).map_err(|e| {
-                        io::Error::new(e.kind(), format!("monitor port {at}: {e}"))
-                    })?)
-                }
-                None => None,
-            };
+            let monitor =
+                match settings.monitor_port {
+                    Some(port) => {
+                        let at = SocketAddr::new(addr.ip(), port);
+                        Some(bind_tcp(at).map_err(|e| {
+                            io::Error::new(e.kind(), format!("monitor port {at}: {e}"))
+                        })?)
+                    }
+                    None => None,
+                };
             return Ok(Listeners { udp, tcp, monitor });
         }
         Err(last_error.unwrap_or_else(|| io::Error::other("no address to bind")))

@@ -89,4 +89,3 @@ pub async fn send_backlog(carbon: &Carbon, backlog: &mut Backlog) -> Result<usiz
     let _ = tokio::time::timeout(carbon.write_timeout, stream.shutdown()).await;
     Ok(sent)
 }
-
