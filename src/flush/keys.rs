@@ -3,6 +3,7 @@
 //! fixed order for both the flush (`<metadata-prefix>.<key>`) and `istats`,
 //! so the two can never disagree on names.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -43,9 +44,21 @@ pub struct LastFlush {
 pub struct FlushStats {
     /// Held for a copy's time, never across a merge or render.
     last: Mutex<LastFlush>,
+    /// True while a flush is being made (`istats`' `flush.running`).
+    running: AtomicBool,
 }
 
 impl FlushStats {
+    /// Marks a flush as started or ended.
+    pub fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::Relaxed);
+    }
+
+    /// True while a flush is being made.
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
     /// A copy of what the last flush left.
     pub fn get(&self) -> LastFlush {
         *self.last.lock()
@@ -226,10 +239,13 @@ impl StatSources {
     }
 
     /// The `istats` JSON: the current interval's intake, the last flush's
-    /// render. Takes no shard lock.
+    /// render, and `flush.running` (1 while a flush is being made: in the
+    /// flush's own lines it would always be 1). Takes no shard lock.
     pub fn istats_json(&self) -> String {
         let own = self.read(self.live_intake());
-        stats::istats_json(&own.keys(&own.flush.render, own.flush.render_total))
+        let mut keys = own.keys(&own.flush.render, own.flush.render_total);
+        keys.push(("flush.running", f64::from(u8::from(self.flush.running()))));
+        stats::istats_json(&keys)
     }
 }
 

@@ -85,6 +85,7 @@ impl Flusher {
     /// off the runtime.
     pub fn flush(&mut self, last: bool) {
         let started = Instant::now();
+        self.sources.flush.set_running(true);
         // Read before any lock: /proc is slow to read at many sockets.
         let drops = kernel_udp_drops(self.udp_port);
         let before = self.sources.flush.get();
@@ -121,6 +122,7 @@ impl Flusher {
         let _ = self.payloads.send(payload);
         let duration = started.elapsed().as_secs_f64();
         self.sources.flush.update(|stats| stats.duration = duration);
+        self.sources.flush.set_running(false);
     }
 
     /// Status line, debug output and the bad-line summary of one flush.

@@ -4,11 +4,13 @@
 pub mod backlog;
 pub mod carbon;
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::logging::Logs;
 use crate::stats::{unix_now, Counter, F64Cell};
@@ -83,10 +85,38 @@ pub struct PublishStats {
     pub backlog_dropped_lines: Counter,
 }
 
+/// A way to deliver what waits: carbon, stdout, or (in tests) a fake.
+pub trait Deliver: std::fmt::Display + Send {
+    /// Delivers the backlog in order, removing each payload once delivered;
+    /// returns the lines delivered.
+    fn deliver(
+        &mut self,
+        backlog: &mut Backlog,
+    ) -> impl Future<Output = Result<usize, PublishError>> + Send;
+}
+
+impl Deliver for Target {
+    async fn deliver(&mut self, backlog: &mut Backlog) -> Result<usize, PublishError> {
+        match self {
+            Target::Console => {
+                let mut sent = 0;
+                while let Some(payload) = backlog.pop() {
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = io::Write::write_all(&mut stdout, &payload.data);
+                    let _ = io::Write::flush(&mut stdout);
+                    sent += payload.lines;
+                }
+                Ok(sent)
+            }
+            Target::Graphite(carbon) => carbon::send_backlog(carbon, backlog).await,
+        }
+    }
+}
+
 /// Writes payloads to the target. Owns the backlog and its stats.
-pub struct Publisher {
+pub struct Publisher<D: Deliver = Target> {
     /// Where lines go.
-    target: Target,
+    target: D,
     /// Undelivered payloads.
     backlog: Backlog,
     /// What happened, for the flush and `istats`.
@@ -97,15 +127,15 @@ pub struct Publisher {
     max_retry: Duration,
 }
 
-impl Publisher {
+impl<D: Deliver> Publisher<D> {
     /// A publisher with an empty backlog bounded as given.
     pub fn new(
-        target: Target,
+        target: D,
         limits: BacklogLimits,
         stats: Arc<PublishStats>,
         logs: Arc<Logs>,
         max_retry: Duration,
-    ) -> Publisher {
+    ) -> Publisher<D> {
         Publisher {
             target,
             backlog: Backlog::new(limits.max_bytes, limits.max_lines),
@@ -129,22 +159,7 @@ impl Publisher {
     /// first attempt for a new flush, which counts in `flush_errors`.
     async fn attempt(&mut self, from_flush: bool) -> bool {
         let started = Instant::now();
-        let result = match &self.target {
-            Target::Console => {
-                let mut sent = 0;
-                while let Some(payload) = self.backlog.pop() {
-                    let mut stdout = std::io::stdout().lock();
-                    let _ = io::Write::write_all(&mut stdout, &payload.data);
-                    let _ = io::Write::flush(&mut stdout);
-                    sent += payload.lines;
-                }
-                Ok(sent)
-            }
-            Target::Graphite(carbon) => {
-                let carbon = carbon.clone();
-                carbon::send_backlog(&carbon, &mut self.backlog).await
-            }
-        };
+        let result = self.target.deliver(&mut self.backlog).await;
         let stats = &self.stats;
         stats.backlog_lines.set(self.backlog.lines() as u64);
         stats.backlog_bytes.set(self.backlog.bytes() as u64);
@@ -255,7 +270,10 @@ impl Publisher {
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;
