@@ -14,7 +14,7 @@ use crate::intake::ShardCell;
 use crate::net::tcp::TcpStats;
 use crate::protocol::ParseError;
 use crate::render::RenderStats;
-use crate::sink::PublishStats;
+use crate::sink::{PublishCounts, PublishStats};
 use crate::stats::{self, Keys};
 
 /// Number of keys [`OwnStats::keys`] yields (numStats counts them).
@@ -70,31 +70,6 @@ impl FlushStats {
     }
 }
 
-/// The publisher's counters as plain values.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct PublishView {
-    /// Publishes that succeeded.
-    pub ok: u64,
-    /// Publishes that failed on the network.
-    pub error_socket: u64,
-    /// Publishes that failed otherwise.
-    pub error_unknown: u64,
-    /// Flushes not delivered at the first attempt.
-    pub flush_errors: u64,
-    /// Seconds the last successful publish took.
-    pub last_duration: f64,
-    /// Unix time of the last successful publish.
-    pub last_time: f64,
-    /// Lines delivered since start.
-    pub published_lines: u64,
-    /// Lines waiting in the backlog.
-    pub backlog_lines: u64,
-    /// Bytes waiting in the backlog.
-    pub backlog_bytes: u64,
-    /// Lines dropped from the backlog.
-    pub backlog_dropped_lines: u64,
-}
-
 /// Every own stat at one moment, as plain values: what the keys are made of.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct OwnStats {
@@ -105,7 +80,7 @@ pub struct OwnStats {
     /// What the previous flush left (its render is not the one written).
     pub flush: LastFlush,
     /// The publisher's counters.
-    pub publish: PublishView,
+    pub publish: PublishCounts,
     /// TCP connections: open, accepted, refused, idle-closed.
     pub tcp: [u64; 4],
     /// NSCA checks: sent, failed.
@@ -202,23 +177,11 @@ impl StatSources {
 
     /// Reads every counter now; `interval` is the intake the keys speak of.
     pub fn read(&self, interval: IntakeCounts) -> OwnStats {
-        let p = &self.publish;
         OwnStats {
             start_time: self.start_time,
             interval,
             flush: self.flush.get(),
-            publish: PublishView {
-                ok: p.ok.get(),
-                error_socket: p.error_socket.get(),
-                error_unknown: p.error_unknown.get(),
-                flush_errors: p.flush_errors.get(),
-                last_duration: p.last_duration.get(),
-                last_time: p.last_time.get(),
-                published_lines: p.published_lines.get(),
-                backlog_lines: p.backlog_lines.get(),
-                backlog_bytes: p.backlog_bytes.get(),
-                backlog_dropped_lines: p.backlog_dropped_lines.get(),
-            },
+            publish: self.publish.read(),
             tcp: [
                 self.tcp.open.get(),
                 self.tcp.accepted.get(),

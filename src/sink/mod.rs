@@ -113,6 +113,49 @@ impl Deliver for Target {
     }
 }
 
+/// [`PublishStats`] read at one moment, as plain values.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PublishCounts {
+    /// Publishes that succeeded.
+    pub ok: u64,
+    /// Publishes that failed on the network.
+    pub error_socket: u64,
+    /// Publishes that failed otherwise.
+    pub error_unknown: u64,
+    /// Flushes not delivered at the first attempt.
+    pub flush_errors: u64,
+    /// Seconds the last successful publish took.
+    pub last_duration: f64,
+    /// Unix time of the last successful publish.
+    pub last_time: f64,
+    /// Lines delivered since start.
+    pub published_lines: u64,
+    /// Lines waiting in the backlog.
+    pub backlog_lines: u64,
+    /// Bytes waiting in the backlog.
+    pub backlog_bytes: u64,
+    /// Lines dropped from the backlog.
+    pub backlog_dropped_lines: u64,
+}
+
+impl PublishStats {
+    /// Every counter now.
+    pub fn read(&self) -> PublishCounts {
+        PublishCounts {
+            ok: self.ok.get(),
+            error_socket: self.error_socket.get(),
+            error_unknown: self.error_unknown.get(),
+            flush_errors: self.flush_errors.get(),
+            last_duration: self.last_duration.get(),
+            last_time: self.last_time.get(),
+            published_lines: self.published_lines.get(),
+            backlog_lines: self.backlog_lines.get(),
+            backlog_bytes: self.backlog_bytes.get(),
+            backlog_dropped_lines: self.backlog_dropped_lines.get(),
+        }
+    }
+}
+
 /// Writes payloads to the target. Owns the backlog and its stats.
 pub struct Publisher<D: Deliver = Target> {
     /// Where lines go.
