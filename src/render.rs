@@ -69,6 +69,8 @@ pub struct RenderStats {
     pub sets_duration: Duration,
     /// Time spent on timers.
     pub timers_duration: Duration,
+    /// Lines written at their own timestamps (`|T` counters and gauges).
+    pub stamped: usize,
     /// Graphite lines written for metrics (not counting the server's own).
     pub lines: usize,
 }
@@ -116,6 +118,23 @@ impl LineWriter<'_> {
     /// Writes `prefix.name<suffix>[;tags] value timestamp\n`. The key holds
     /// the name and its tags (`name;a=b`); the suffix goes between them.
     fn line(&mut self, prefix: &str, key: &str, suffix: &str, value: f64) {
+        self.path_and_value(prefix, key, suffix, value);
+        self.out.extend_from_slice(self.timestamp.as_bytes());
+        self.out.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// Writes `prefix.name[;tags] value at\n`, at a timestamp of its own.
+    fn line_at(&mut self, prefix: &str, key: &str, value: f64, at: u64) {
+        self.path_and_value(prefix, key, "", value);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(at).as_bytes());
+        self.out.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// Everything of a line up to its timestamp.
+    fn path_and_value(&mut self, prefix: &str, key: &str, suffix: &str, value: f64) {
         let (name, tags) = match key.find(';') {
             Some(at) => key.split_at(at),
             None => (key, ""),
@@ -130,9 +149,6 @@ impl LineWriter<'_> {
         self.out.push(b' ');
         write_number(self.out, value);
         self.out.push(b' ');
-        self.out.extend_from_slice(self.timestamp.as_bytes());
-        self.out.push(b'\n');
-        self.lines += 1;
     }
 }
 
@@ -171,7 +187,8 @@ fn render_timer(
 }
 
 /// Renders every metric of a snapshot; returns what it did. Counters first,
-/// then gauges, timers and sets, each sorted by name.
+/// then gauges, timers and sets, each sorted by name; then the values that
+/// carry their own timestamp.
 pub fn render_metrics(
     snapshot: &mut Snapshot,
     config: &RenderConfig,
@@ -232,6 +249,15 @@ pub fn render_metrics(
     }
     stats.sets = snapshot.sets.len();
     stats.sets_duration = started.elapsed();
+
+    // Timestamped values: a counter as its raw count, not a rate.
+    for (key, at, sum) in &snapshot.stamped_counters {
+        w.line_at(&config.counters_prefix, key, *sum, *at);
+    }
+    for (key, at, value) in &snapshot.stamped_gauges {
+        w.line_at(&config.gauge_prefix, key, *value, *at);
+    }
+    stats.stamped = snapshot.stamped_counters.len() + snapshot.stamped_gauges.len();
 
     stats.lines = w.lines;
     stats

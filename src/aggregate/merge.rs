@@ -15,6 +15,10 @@ pub struct Snapshot {
     pub timers: Vec<(Box<str>, TimerSamples)>,
     /// Distinct member counts of the sets of the interval.
     pub sets: Vec<(Box<str>, usize)>,
+    /// Timestamped counter sums: `(name, second, sum)`.
+    pub stamped_counters: Vec<(Box<str>, u64, f64)>,
+    /// Timestamped gauges: `(name, second, value)`.
+    pub stamped_gauges: Vec<(Box<str>, u64, f64)>,
     /// What the shards took in during the interval.
     pub intake: IntakeCounts,
     /// One discarded line of the interval (cut short) and why.
@@ -24,7 +28,12 @@ pub struct Snapshot {
 impl Snapshot {
     /// Distinct series in the snapshot.
     pub fn names(&self) -> usize {
-        self.counters.len() + self.gauges.len() + self.timers.len() + self.sets.len()
+        self.counters.len()
+            + self.gauges.len()
+            + self.timers.len()
+            + self.sets.len()
+            + self.stamped_counters.len()
+            + self.stamped_gauges.len()
     }
 }
 
@@ -61,7 +70,9 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
         for (key, update) in shard.gauges {
             updated.entry(key).or_default().then(update);
         }
+        first.stamped.merge(shard.stamped);
     }
+    (snapshot.stamped_counters, snapshot.stamped_gauges) = first.stamped.into_sorted();
     snapshot.intake = first.intake;
     snapshot.sample_bad_line = first.sample_bad_line;
     snapshot.counters = first.counters.into_iter().collect();

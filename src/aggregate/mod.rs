@@ -4,10 +4,12 @@
 //!
 //! - [`timer`]: a timer's samples and the bounded reservoir.
 //! - [`gauge`]: gauge values remembered across flushes.
+//! - [`stamped`]: values with their own timestamp (`|T`).
 //! - [`merge`](mod@merge): shards -> [`Snapshot`].
 
 mod gauge;
 mod merge;
+mod stamped;
 mod timer;
 
 use hashbrown::hash_map::EntryRef;
@@ -20,6 +22,7 @@ use crate::protocol::{self, ParseError, Value};
 
 pub use gauge::{GaugeState, GaugeUpdate};
 pub use merge::{merge, Snapshot};
+pub use stamped::Stamped;
 pub use timer::TimerSamples;
 
 /// Hasher for every name map and set member. Keyed at random per process so
@@ -88,6 +91,12 @@ pub struct IntakeCounts {
     pub bytes: u64,
     /// Lines refused because the distinct-name cap was reached.
     pub names_refused: u64,
+    /// Lines with a DogStatsD container id (`|c:`), accepted, not written.
+    pub container_ids: u64,
+    /// Lines with DogStatsD external data (`|e:`), accepted, not written.
+    pub external_data: u64,
+    /// Lines with their own timestamp (`|T`), written at that time.
+    pub timestamped: u64,
 }
 
 impl IntakeCounts {
@@ -103,6 +112,9 @@ impl IntakeCounts {
         self.packets += other.packets;
         self.bytes += other.bytes;
         self.names_refused += other.names_refused;
+        self.container_ids += other.container_ids;
+        self.external_data += other.external_data;
+        self.timestamped += other.timestamped;
     }
 }
 
@@ -117,6 +129,8 @@ pub struct Shard {
     pub timers: Map<TimerSamples>,
     /// Set members, as keyed hashes.
     pub sets: Map<MemberSet>,
+    /// Values with their own timestamp.
+    pub stamped: Stamped,
     /// What came in.
     pub intake: IntakeCounts,
     /// One discarded line of the interval (cut short) and why, for the
@@ -148,6 +162,7 @@ impl Shard {
             gauges: Map::with_hasher(hasher.clone()),
             timers: Map::with_hasher(hasher.clone()),
             sets: Map::with_hasher(hasher.clone()),
+            stamped: Stamped::new(hasher.clone()),
             intake: IntakeCounts::default(),
             sample_bad_line: None,
             limits,
@@ -165,7 +180,11 @@ impl Shard {
 
     /// Number of distinct series held.
     pub fn names(&self) -> usize {
-        self.counters.len() + self.gauges.len() + self.timers.len() + self.sets.len()
+        self.counters.len()
+            + self.gauges.len()
+            + self.timers.len()
+            + self.sets.len()
+            + self.stamped.len()
     }
 
     /// Counts a discarded line; also for lines lost before parsing (too
@@ -248,6 +267,32 @@ impl Shard {
             }
         }
         self.intake.lines += 1;
+        true
+    }
+}
+
+impl Shard {
+    /// Keeps a line's counter and gauge values at their own second `at`
+    /// (the parser allows `|T` on nothing else); false when the cap refused.
+    pub fn apply_at(&mut self, key: &str, values: &[Value<'_>], at: u64) -> bool {
+        let mut budget = NameBudget {
+            limits: &self.limits,
+            new_names: &self.new_names,
+            intake: &mut self.intake,
+        };
+        for value in values {
+            let counter = matches!(value, Value::Counter { .. });
+            if !self.stamped.has(counter, key, at) && !budget.has_room() {
+                return false;
+            }
+            match *value {
+                Value::Counter { value, rate } => self.stamped.add_counter(key, at, value / rate),
+                Value::Gauge { value, .. } => self.stamped.set_gauge(key, at, value),
+                Value::Timer { .. } | Value::Set(_) => {}
+            }
+        }
+        self.intake.lines += 1;
+        self.intake.timestamped += 1;
         true
     }
 }

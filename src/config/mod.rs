@@ -112,7 +112,7 @@ fn count(name: &str, value: usize, min: usize, max: usize) -> Result<usize, Stri
 }
 
 fn check_prefix(name: &str, prefix: &str) -> Result<String, String> {
-    let clean = crate::protocol::clean_name(prefix);
+    let clean = crate::protocol::clean_name(prefix.as_bytes());
     if clean != prefix || prefix.starts_with('.') || prefix.ends_with('.') {
         return Err(format!(
             "{name} {prefix:?} may hold only A-Z a-z 0-9 _ - . and must not start or end with '.'"

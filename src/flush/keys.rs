@@ -18,7 +18,7 @@ use crate::sink::{PublishCounts, PublishStats};
 use crate::stats::{self, Keys};
 
 /// Number of keys [`OwnStats::keys`] yields (numStats counts them).
-pub const OWN_KEYS: usize = 38 + ParseError::ALL.len();
+pub const OWN_KEYS: usize = 41 + ParseError::ALL.len();
 
 /// What the flush itself leaves for `istats` and the next flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -121,6 +121,9 @@ impl OwnStats {
             // Beyond SPEC section 6: so that no loss is ever silent.
             ("metrics.received", all.lines as f64),
             ("metrics.names_refused", all.names_refused as f64),
+            ("metrics.container_ids", all.container_ids as f64),
+            ("metrics.external_data", all.external_data as f64),
+            ("metrics.timestamped", all.timestamped as f64),
             ("packets.received", all.packets as f64),
             ("bytes.received", all.bytes as f64),
             ("udp.kernel_drops", f.udp_kernel_drops as f64),

@@ -74,6 +74,12 @@ struct LiveCounts {
     bytes: AtomicU64,
     /// Lines refused by the name cap.
     names_refused: AtomicU64,
+    /// Lines with a container id.
+    container_ids: AtomicU64,
+    /// Lines with external data.
+    external_data: AtomicU64,
+    /// Lines with their own timestamp.
+    timestamped: AtomicU64,
 }
 
 impl LiveCounts {
@@ -89,6 +95,9 @@ impl LiveCounts {
         store(&self.packets, counts.packets);
         store(&self.bytes, counts.bytes);
         store(&self.names_refused, counts.names_refused);
+        store(&self.container_ids, counts.container_ids);
+        store(&self.external_data, counts.external_data);
+        store(&self.timestamped, counts.timestamped);
     }
 
     fn read(&self) -> IntakeCounts {
@@ -102,6 +111,9 @@ impl LiveCounts {
             packets: load(&self.packets),
             bytes: load(&self.bytes),
             names_refused: load(&self.names_refused),
+            container_ids: load(&self.container_ids),
+            external_data: load(&self.external_data),
+            timestamped: load(&self.timestamped),
         }
     }
 }

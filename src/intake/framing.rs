@@ -68,7 +68,17 @@ impl LineFramer {
         std::mem::take(&mut self.overlong)
     }
 
-    /// At end of stream: a partial line is lost; `discard` counts it.
+    /// At the peer's orderly close: the unended line is a complete line
+    /// (as `echo -n ... | nc` sends it); hands it over, if there is one.
+    pub fn finish_at_eof(&mut self, complete: impl FnOnce(&[u8])) {
+        if !self.pending.iter().all(|b| b.is_ascii_whitespace()) {
+            complete(&self.pending);
+        }
+        self.pending.clear();
+    }
+
+    /// After a reset or an idle timeout: a partial line is lost; `discard`
+    /// counts it.
     pub fn finish(&mut self, discard: impl FnOnce()) {
         if !self.pending.iter().all(|b| b.is_ascii_whitespace()) {
             discard();
@@ -106,7 +116,16 @@ mod tests {
     }
 
     #[test]
-    fn partial_line_at_close_is_counted() {
+    fn unended_line_at_eof_is_complete() {
+        let mut framer = LineFramer::new(100);
+        framer.feed(b"a:1|c\nb:2", |_| {});
+        let mut got = Vec::new();
+        framer.finish_at_eof(|line| got.push(line.to_vec()));
+        assert_eq!(got, [b"b:2".to_vec()]);
+    }
+
+    #[test]
+    fn partial_line_at_reset_is_counted() {
         let mut framer = LineFramer::new(100);
         framer.feed(b"a:1", |_| {});
         let mut lost = 0;

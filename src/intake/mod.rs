@@ -54,10 +54,15 @@ impl Intake {
         for line in lines_of(buf) {
             lines += 1;
             match protocol::parse_line_into(line, self.max_line_bytes, &mut values) {
-                Ok(key) => {
-                    shard.apply(&key, &values);
+                Ok(parsed) => {
+                    match parsed.timestamp {
+                        None => shard.apply(&parsed.key, &values),
+                        Some(at) => shard.apply_at(&parsed.key, &values, at),
+                    };
+                    shard.intake.container_ids += u64::from(parsed.container_id);
+                    shard.intake.external_data += u64::from(parsed.external_data);
                     if self.debug {
-                        self.echo_incoming(line, &key);
+                        self.echo_incoming(line, &parsed.key);
                     }
                 }
                 Err(reason) => {

@@ -147,7 +147,11 @@ async fn connection(
                 framer.finish(|| shard.with(|s| s.count_discarded(ParseError::CutOff)));
                 return !stopping;
             }
-            Ok(Ok(0)) | Ok(Err(_)) => {
+            Ok(Ok(0)) => {
+                framer.finish_at_eof(|line| shard.with(|s| intake.ingest(s, line)));
+                return false;
+            }
+            Ok(Err(_)) => {
                 framer.finish(|| shard.with(|s| s.count_discarded(ParseError::CutOff)));
                 return false;
             }
