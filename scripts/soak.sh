@@ -22,7 +22,7 @@ if ! [[ $minutes =~ ^[0-9]+([.][0-9]+)?$ ]] || [[ $minutes =~ ^0+([.]0*)?$ ]]; t
     exit 2
 fi
 cd "$(dirname "$0")/.."
-cargo build --release --bin statsd --bin statsd-bench >&2
+cargo build --release -p statsd -p statsd-bench --bin statsd --bin statsd-bench >&2
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 workdir=${SOAK_WORKDIR:-$(mktemp -d -t statsd-soak.XXXXXX)}
 mkdir -p "$workdir"

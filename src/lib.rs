@@ -14,8 +14,9 @@
 //! - [`alert`]: `-a` mode: health -> NSCA passive check for Nagios, every interval.
 //! - [`admin`]: XML-RPC over HTTP on port+10: `istats`, `system.listMethods`.
 //!
-//! Binaries: `statsd` (the daemon), `statsdmonitor` (prints `istats`),
-//! `statsd-bench` (load generator).
+//! Binaries: `statsd` (the daemon), `statsdmonitor` (prints `istats`). The load
+//! generator `statsd-bench` is a workspace member of its own (bench/statsd-bench),
+//! so it is not part of this package.
 
 pub mod admin;
 pub mod aggregate;
