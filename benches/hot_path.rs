@@ -3,6 +3,7 @@
 
 use divan::{black_box, Bencher};
 use statsd::aggregate::{merge, GaugeState, Hasher, Limits, Shard};
+use statsd::intake::Intake;
 use statsd::protocol::parse_line;
 use statsd::render::{render_metrics, RenderConfig};
 
@@ -27,12 +28,13 @@ fn parse(line: &str) -> usize {
 fn ingest_20_line_datagram(bencher: Bencher) {
     let datagrams: Vec<Vec<u8>> = (0..50).map(datagram).collect();
     let mut shard = Shard::new(Hasher::default(), Limits::default());
+    let intake = Intake::new(Limits::default().max_line_bytes);
     let mut n = 0;
     bencher
         .counter(divan::counter::ItemsCount::new(20usize))
         .bench_local(|| {
             n = (n + 1) % datagrams.len();
-            shard.ingest_buffer(black_box(&datagrams[n]), |_, _| {});
+            intake.ingest(&mut shard, black_box(&datagrams[n]));
         });
 }
 
@@ -46,9 +48,10 @@ fn merge_and_render(bencher: Bencher, names: usize) {
             ..Limits::default()
         },
     );
+    let intake = Intake::new(Limits::default().max_line_bytes);
     for i in 0..names {
         let kind = ["c", "g", "ms", "s"][i % 4];
-        shard.ingest_buffer(format!("name.{i}:{i}|{kind}\n").as_bytes(), |_, _| {});
+        intake.ingest(&mut shard, format!("name.{i}:{i}|{kind}\n").as_bytes());
     }
     bencher
         .counter(divan::counter::ItemsCount::new(names))

@@ -2,6 +2,7 @@
 //! `valgrind --tool=callgrind target/release/examples/ingest_profile`.
 
 use statsd::aggregate::{Hasher, Limits, Shard};
+use statsd::intake::Intake;
 
 fn main() {
     let datagrams: Vec<Vec<u8>> = (0..50)
@@ -13,8 +14,9 @@ fn main() {
         })
         .collect();
     let mut shard = Shard::new(Hasher::default(), Limits::default());
+    let intake = Intake::new(Limits::default().max_line_bytes);
     for round in 0..10_000 {
-        shard.ingest_buffer(&datagrams[round % datagrams.len()], |_, _| {});
+        intake.ingest(&mut shard, &datagrams[round % datagrams.len()]);
     }
     println!("{} lines", shard.intake.lines);
 }

@@ -1,18 +1,31 @@
 //! A StatsD server for Graphite, a drop-in replacement for the deviantART
-//! pystatsd fork. Module map (read this first):
+//! pystatsd fork. Module map, in the order data flows (read this first):
 //!
-//! - [`config`]: command-line flags and their validation -> `Config`.
+//! ```text
+//! net (udp, tcp) -> intake (framing, lines, parse) -> aggregate (Shard per worker)
+//!   -> flush (own thread: merge -> render -> payload) -> sink (publisher, backlog -> carbon)
+//!   stats: each component's own counters -> flush::keys -> flush lines, admin `istats`, alert
+//! ```
+//!
+//! - [`config`]: flags -> typed [`config::Config`], every value checked once.
+//! - [`net`]: binding ([`net::Listeners`]), UDP workers ([`net::udp`]), TCP
+//!   connections ([`net::tcp`]).
+//! - [`intake`]: bytes -> lines -> parsed values -> the worker's shard;
+//!   TCP line framing; debug echo; discards counted by reason.
 //! - [`protocol`]: parse one StatsD line into values; name cleaning. Pure.
-//! - [`aggregate`]: per-worker `Shard`s, merged at flush into a `Snapshot`. Pure.
-//! - [`render`]: `Snapshot` + prefixes + timestamp -> Graphite plaintext lines. Pure.
-//! - [`stats`]: the server's own stats (SPEC section 6), for the flush and `istats`.
-//! - [`intake`]: what every receive path shares: parse into a shard, debug output.
-//! - [`net`]: binding, UDP receive workers, TCP line framing.
-//! - [`sink`]: where rendered lines go: carbon (timeouts, bounded backlog) or stdout.
-//! - [`server`]: wires it all together: `run(listeners, config, shutdown)`.
-//! - [`logging`]: rate-limited messages on stderr.
-//! - [`alert`]: `-a` mode: health -> NSCA passive check for Nagios, every interval.
+//! - [`aggregate`]: `Shard` (apply a value, count a discard), timers,
+//!   gauges, merge into a `Snapshot`. Pure.
+//! - [`render`]: `Snapshot` + prefixes + timestamp -> Graphite lines. Pure.
+//! - [`flush`]: the flush thread; its pure core [`flush::build`] turns
+//!   snapshot + own stats + settings into the payload (numStats once);
+//!   [`flush::keys`] assembles the own stats from their owners.
+//! - [`sink`]: the publisher: carbon (timeouts, bounded backlog) or stdout.
+//! - [`stats`]: lock-free counters for the owners; SPEC keys; JSON. Imports
+//!   nothing of the crate.
 //! - [`admin`]: XML-RPC over HTTP on port+10: `istats`, `system.listMethods`.
+//! - [`alert`]: `-a` mode: health -> NSCA passive check for Nagios.
+//! - [`logging`]: rate-limited messages on stderr.
+//! - [`server`]: wiring only: `run(listeners, config, shutdown)`.
 //!
 //! Binaries: `statsd` (the daemon), `statsdmonitor` (prints `istats`). The load
 //! generator `statsd-bench` is a workspace member of its own (bench/statsd-bench),
@@ -22,6 +35,7 @@ pub mod admin;
 pub mod aggregate;
 pub mod alert;
 pub mod config;
+pub mod flush;
 pub mod intake;
 pub mod logging;
 pub mod net;

@@ -81,6 +81,23 @@ impl ParseError {
         self as usize
     }
 
+    /// The stat key: `metrics.discarded.<key>`.
+    pub fn stat_key(self) -> &'static str {
+        match self {
+            ParseError::NotUtf8 => "metrics.discarded.not_utf8",
+            ParseError::TooLong => "metrics.discarded.too_long",
+            ParseError::MissingValue => "metrics.discarded.missing_value",
+            ParseError::EmptyName => "metrics.discarded.empty_name",
+            ParseError::MissingType => "metrics.discarded.missing_type",
+            ParseError::UnknownType => "metrics.discarded.unknown_type",
+            ParseError::BadValue => "metrics.discarded.bad_value",
+            ParseError::BadRate => "metrics.discarded.bad_rate",
+            ParseError::UnknownField => "metrics.discarded.unknown_field",
+            ParseError::BadTag => "metrics.discarded.bad_tag",
+            ParseError::CutOff => "metrics.discarded.cut_off",
+        }
+    }
+
     /// The stat key suffix: `metrics.discarded.<key>`.
     pub fn key(self) -> &'static str {
         match self {
@@ -364,20 +381,6 @@ pub fn parse_line(raw: &[u8]) -> Result<Line<'_>, ParseError> {
     Ok(Line { key, values })
 }
 
-/// Splits a buffer into lines on `\n`, skipping empty ones (and lone `\r`).
-pub fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut start = 0;
-    let mut ends = memchr::memchr_iter(b'\n', buf).chain(std::iter::once(buf.len()));
-    std::iter::from_fn(move || loop {
-        let end = ends.next()?;
-        let line = &buf[start.min(end)..end];
-        start = end + 1;
-        if !line.is_empty() && line != b"\r" {
-            return Some(line);
-        }
-    })
-}
-
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -555,11 +558,5 @@ mod tests {
             parse_line_into(b"abcdef:1|c", 5, &mut values),
             Err(ParseError::TooLong)
         );
-    }
-
-    #[test]
-    fn line_splitting() {
-        let got: Vec<&[u8]> = lines(b"a:1|c\n\nb:2|c\r\n\r\n").collect();
-        assert_eq!(got, [&b"a:1|c"[..], &b"b:2|c\r"[..]]);
     }
 }

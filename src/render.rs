@@ -5,6 +5,17 @@ use std::time::{Duration, Instant};
 
 use crate::aggregate::{Snapshot, TimerSamples};
 
+/// The original's prefix of counters, gauges and sets.
+pub const DEFAULT_PREFIX: &str = "stats";
+/// The original's prefix of timers.
+pub const DEFAULT_TIMERS_PREFIX: &str = "stats.timers";
+/// The original's prefix of the server's own stats.
+pub const DEFAULT_METADATA_PREFIX: &str = "statsd";
+/// The original's timer percentile.
+pub const DEFAULT_PCT: f64 = 90.0;
+/// The original's flush interval.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
 /// What shapes the output paths and values.
 #[derive(Debug, Clone)]
 pub struct RenderConfig {
@@ -20,21 +31,21 @@ pub struct RenderConfig {
     pub metadata_prefix: String,
     /// Timer percentile threshold (`--pct`).
     pub pct: f64,
-    /// Seconds per flush: counters are written as per-second rates.
-    pub flush_interval: f64,
+    /// Time between flushes: counters are written as per-second rates.
+    pub flush_interval: Duration,
 }
 
 impl Default for RenderConfig {
     /// The original's defaults: `stats`, `stats.timers`, `statsd`, pct 90, 10 s.
     fn default() -> Self {
         RenderConfig {
-            counters_prefix: "stats".into(),
-            gauge_prefix: "stats".into(),
-            timers_prefix: "stats.timers".into(),
-            sets_prefix: "stats".into(),
-            metadata_prefix: "statsd".into(),
-            pct: 90.0,
-            flush_interval: 10.0,
+            counters_prefix: DEFAULT_PREFIX.into(),
+            gauge_prefix: DEFAULT_PREFIX.into(),
+            timers_prefix: DEFAULT_TIMERS_PREFIX.into(),
+            sets_prefix: DEFAULT_PREFIX.into(),
+            metadata_prefix: DEFAULT_METADATA_PREFIX.into(),
+            pct: DEFAULT_PCT,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
         }
     }
 }
@@ -175,10 +186,10 @@ pub fn render_metrics(
     };
 
     let started = Instant::now();
-    let interval = if config.flush_interval > 0.0 {
-        config.flush_interval
-    } else {
+    let interval = if config.flush_interval.is_zero() {
         1.0
+    } else {
+        config.flush_interval.as_secs_f64()
     };
     for (key, sum) in &snapshot.counters {
         // A sum at ±f64::MAX has overflowed (aggregate saturates there): written as
@@ -226,11 +237,10 @@ pub fn render_metrics(
     stats
 }
 
-/// Renders the server's own stats under the metadata prefix, then
-/// `<metadata-prefix>.numStats` = every line of the flush, itself included.
+/// Renders the server's own stats under the metadata prefix; returns the
+/// number of lines written.
 pub fn render_meta(
     meta: &[(&str, f64)],
-    metric_lines: usize,
     config: &RenderConfig,
     timestamp: u64,
     out: &mut Vec<u8>,
@@ -243,9 +253,7 @@ pub fn render_meta(
     for (key, value) in meta {
         w.line(&config.metadata_prefix, key, "", *value);
     }
-    let total = metric_lines + w.lines + 1;
-    w.line(&config.metadata_prefix, "numStats", "", total as f64);
-    total
+    w.lines
 }
 
 #[cfg(test)]

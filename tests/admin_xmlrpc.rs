@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use statsd::admin::{self, AdminLimits, IstatsSource};
+use tokio_util::sync::CancellationToken;
 
 /// Every SPEC section 6 key with the README's sample values, plus a string-valued
 /// extra key that needs XML escaping.
@@ -56,8 +57,8 @@ const CHILD_BOUND: Duration = Duration::from_secs(30);
 struct TestServer {
     /// Where it listens.
     addr: SocketAddr,
-    /// Fires the shutdown future.
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Cancelled on drop, to shut the server down.
+    stop: CancellationToken,
     /// The serve task.
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// Runtime the server runs on (one worker, like a busy daemon).
@@ -79,13 +80,11 @@ impl TestServer {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = rt.spawn(admin::serve(listener, source, limits, async {
-            let _ = rx.await;
-        }));
+        let stop = CancellationToken::new();
+        let task = rt.spawn(admin::serve(listener, source, limits, stop.clone()));
         TestServer {
             addr,
-            stop: Some(tx),
+            stop,
             task: Some(task),
             rt: Some(rt),
         }
@@ -98,9 +97,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.cancel();
         if let (Some(rt), Some(task)) = (self.rt.take(), self.task.take()) {
             let ended = rt.block_on(async { tokio::time::timeout(IO_BOUND, task).await });
             if !std::thread::panicking() {
@@ -869,13 +866,12 @@ fn statsdmonitor_reads_pythons_simple_xmlrpc_server() {
     assert_eq!(text(&out.stdout), MONITOR_OUTPUT);
 }
 
-/// The core's own `istats` JSON (statsd::stats) through the endpoint and the monitor:
+/// The core's own `istats` JSON (statsd::flush::keys) through the endpoint and the monitor:
 /// every SPEC key arrives, sorted, one per line.
 #[test]
 fn statsdmonitor_shows_every_spec_key_of_the_core_stats() {
-    let stats = statsd::stats::ServerStats::starting_now();
-    let source: IstatsSource =
-        Arc::new(move || stats.istats_json(&statsd::aggregate::IntakeCounts::default()));
+    let stats = statsd::flush::StatSources::starting_now(Vec::new());
+    let source: IstatsSource = Arc::new(move || stats.istats_json());
     let server = TestServer::with_source(AdminLimits::default(), source);
     let out = monitor(&["127.0.0.1", &server.addr.port().to_string()]);
     assert!(out.status.success(), "{}", text(&out.stderr));

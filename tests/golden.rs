@@ -1,9 +1,10 @@
 //! Golden test: a fixed list of input lines -> the exact Graphite lines of
-//! one flush at a fixed timestamp.
+//! one flush at a fixed timestamp, through the flush's pure core.
 
 use statsd::aggregate::{merge, GaugeState, Hasher, Limits, Shard};
-use statsd::render::{render_meta, render_metrics, RenderConfig, RenderStats};
-use statsd::stats::ServerStats;
+use statsd::flush::{build, OwnStats, OWN_KEYS};
+use statsd::intake::Intake;
+use statsd::render::RenderConfig;
 
 const INPUT: &str = "\
 requests:1|c
@@ -82,19 +83,20 @@ fn one_flush_exact_lines() {
     let at = input.windows(4).position(|w| w == b"\\xff").unwrap();
     input.splice(at..at + 4, [0xff]);
     let mut shard = Shard::new(Hasher::default(), Limits::default());
-    shard.ingest_buffer(&input, |_, _| {});
+    Intake::new(Limits::default().max_line_bytes).ingest(&mut shard, &input);
     assert_eq!(shard.intake.discarded, 10);
     assert_eq!(shard.intake.lines, 26);
     let mut gauges = GaugeState::new(Hasher::default());
     let mut snapshot = merge(vec![shard], &mut gauges, 10_000);
-    let mut out = Vec::new();
-    let render = render_metrics(
-        &mut snapshot,
-        &RenderConfig::default(),
-        1_700_000_000,
-        &mut out,
-    );
-    assert_eq!(String::from_utf8(out.clone()).unwrap(), EXPECTED);
+    let own = OwnStats {
+        start_time: 1_699_999_000.5,
+        interval: snapshot.intake,
+        ..OwnStats::default()
+    };
+    let (payload, report) = build(&mut snapshot, &own, &RenderConfig::default(), 1_700_000_000);
+    let text = String::from_utf8(payload.data).unwrap();
+    let render = report.render;
+    assert_eq!(&text[..EXPECTED.len()], EXPECTED);
     assert_eq!(render.lines, EXPECTED.lines().count());
     assert_eq!(
         (render.counters, render.gauges, render.timers, render.sets),
@@ -102,30 +104,9 @@ fn one_flush_exact_lines() {
     );
 
     // Then the server's own stats and numStats, counting every line.
-    let stats = ServerStats {
-        start_time: 1_699_999_000.5,
-        ..ServerStats::default()
-    };
-    let fixed = RenderStats {
-        lines: render.lines,
-        counters: 7,
-        gauges: 5,
-        timers: 3,
-        sets: 1,
-        ..RenderStats::default()
-    };
-    let total = render.lines + statsd::stats::key_count() + 1;
-    let meta = stats.keys(&snapshot.intake, &fixed, total);
-    let total_written = render_meta(
-        &meta,
-        render.lines,
-        &RenderConfig::default(),
-        1_700_000_000,
-        &mut out,
-    );
-    let text = String::from_utf8(out).unwrap();
-    assert_eq!(total_written, total);
-    assert_eq!(text.lines().count(), total);
+    let total = report.total_lines;
+    assert_eq!(total, render.lines + OWN_KEYS + 1);
+    assert_eq!((text.lines().count(), payload.lines), (total, total));
     for expected in [
         "statsd.start_time 1699999000.5 1700000000",
         "statsd.metrics.discarded 10 1700000000",
@@ -133,6 +114,7 @@ fn one_flush_exact_lines() {
         "statsd.metrics.batch.count 1 1700000000",
         "statsd.metrics.batch.discarded 1 1700000000",
         "statsd.render.counters.count 7 1700000000",
+        "statsd.metrics.discarded.missing_value 1 1700000000",
     ] {
         assert!(
             text.lines().any(|l| l == expected),

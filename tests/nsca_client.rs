@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use statsd::alert::nsca::{decrypt, packet_crc_ok, Encryption, NscaClient, IV_LEN, PACKET_LEN};
-use statsd::alert::{run_alert_loop, CheckStatus, HealthSnapshot, NscaError};
+use statsd::alert::{run_alert_loop, AlertStats, CheckStatus, HealthSnapshot, NscaError};
+use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -147,13 +148,24 @@ async fn unresolvable_host_is_an_error() {
     );
 }
 
-/// Failed sends go to on_result and the loop carries on; the window of a lost
-/// check is folded into the next one; shutdown ends the loop.
 async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Option<T> {
     tokio::time::timeout(PATIENCE, rx.recv())
         .await
         .expect("a result in time")
 }
+
+/// Waits (bounded) for `done`: the loop counts a check just after the server
+/// has it, so a test that saw the packet may still be a moment early.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Failed sends are counted and go to on_error, and the loop carries on; the
+/// window of a lost check is folded into the next one; shutdown ends the loop.
 
 #[tokio::test]
 async fn alert_loop_survives_failures_and_reports_lost_window() {
@@ -181,23 +193,23 @@ async fn alert_loop_survives_failures_and_reports_lost_window() {
         }
     });
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let on_result = Arc::new(move |r: Result<(), NscaError>| {
-        let _ = tx.send(r.is_ok());
+    let on_error = Arc::new(move |e: &NscaError| {
+        let _ = tx.send(e.to_string());
     });
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stats = Arc::new(AlertStats::default());
+    let shutdown = CancellationToken::new();
     let task = tokio::spawn(run_alert_loop(
         client(port, Duration::from_secs(5)),
         "web-01".into(),
         "statsd".into(),
         Duration::from_millis(20),
         health,
-        on_result,
-        async {
-            let _ = stop_rx.await;
-        },
+        Arc::clone(&stats),
+        on_error,
+        shutdown.clone(),
     ));
-    assert_eq!(next(&mut rx).await, Some(false), "first check fails");
-    assert_eq!(next(&mut rx).await, Some(true), "second is delivered");
+    let first = next(&mut rx).await.expect("first check fails");
+    assert!(first.contains("read init packet"), "{first}");
     let mut got = tokio::time::timeout(PATIENCE, server)
         .await
         .expect("server done")
@@ -213,7 +225,10 @@ async fn alert_loop_survives_failures_and_reports_lost_window() {
         output,
         "WARNING: 3 of 8 publish attempts failed; nothing published yet"
     );
-    let _ = stop_tx.send(());
+    eventually("the second check counted as sent", || stats.sent() == 1).await;
+    // Later checks find no server: errors only grow, sends stay at one.
+    assert!(stats.errors() >= 1);
+    shutdown.cancel();
     tokio::time::timeout(PATIENCE, task)
         .await
         .expect("loop stops on shutdown")
@@ -229,32 +244,31 @@ async fn alert_loop_keeps_going_when_nagios_is_down() {
         port
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let on_result = Arc::new(move |r: Result<(), NscaError>| {
-        let _ = tx.send(r.map_err(|e| e.to_string()));
+    let on_error = Arc::new(move |e: &NscaError| {
+        let _ = tx.send(e.to_string());
     });
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stats = Arc::new(AlertStats::default());
+    let shutdown = CancellationToken::new();
     let task = tokio::spawn(run_alert_loop(
         client(port, Duration::from_secs(1)),
         "h".into(),
         "s".into(),
         Duration::from_millis(10),
         Arc::new(HealthSnapshot::default),
-        on_result,
-        async {
-            let _ = stop_rx.await;
-        },
+        Arc::clone(&stats),
+        on_error,
+        shutdown.clone(),
     ));
     for _ in 0..3 {
-        let r = tokio::time::timeout(PATIENCE, rx.recv())
-            .await
-            .expect("a result")
-            .expect("loop alive");
-        let e = r.expect_err("nothing listens");
+        let e = next(&mut rx).await.expect("loop alive");
         assert!(e.contains("connect"), "{e}");
     }
-    let _ = stop_tx.send(());
+    shutdown.cancel();
     tokio::time::timeout(PATIENCE, task)
         .await
         .expect("loop stops on shutdown")
         .expect("no panic");
+    // Counted before on_error is called, so every error seen is in the count.
+    assert!(stats.errors() >= 3, "{}", stats.errors());
+    assert_eq!(stats.sent(), 0);
 }

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::nsca::{free_port, NscaDaemon as Daemon, PATIENCE};
 use statsd::alert::nsca::{load_send_nsca_config, Encryption, NscaClient};
-use statsd::alert::{run_alert_loop, CheckStatus, HealthSnapshot, NscaError};
+use statsd::alert::{run_alert_loop, AlertStats, CheckStatus, HealthSnapshot, NscaError};
+use tokio_util::sync::CancellationToken;
 
 /// Sends one check with `method` and waits for nsca to write it.
 async fn round_trip(method: Encryption, legacy: bool) {
@@ -217,20 +218,20 @@ async fn alert_loop_reports_to_daemon() {
         }
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let on_result = Arc::new(move |r: Result<(), NscaError>| {
-        let _ = tx.send(r.map_err(|e| e.to_string()));
+    let on_error = Arc::new(move |e: &NscaError| {
+        let _ = tx.send(e.to_string());
     });
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stats = Arc::new(AlertStats::default());
+    let shutdown = CancellationToken::new();
     let task = tokio::spawn(run_alert_loop(
         daemon.client(Encryption::Xor, "pw"),
         "web-01".to_string(),
         "statsd.my_prefix".to_string(),
         Duration::from_millis(100),
         health,
-        on_result,
-        async {
-            let _ = stop_rx.await;
-        },
+        Arc::clone(&stats),
+        on_error,
+        shutdown.clone(),
     ));
     daemon
         .wait_for_line(
@@ -243,15 +244,19 @@ async fn alert_loop_reports_to_daemon() {
             ";web-01;statsd.my_prefix;0;OK: 42 lines last published in 0.013s at 2026-11-25T17:00:00Z",
         )
         .await;
-    let first = tokio::time::timeout(PATIENCE, rx.recv())
-        .await
-        .expect("a result");
-    assert_eq!(first, Some(Ok(())));
-    let _ = stop_tx.send(());
+    // The loop counts a check a moment after the daemon may have written it.
+    let deadline = Instant::now() + PATIENCE;
+    while stats.sent() < 2 {
+        assert!(Instant::now() < deadline, "sent {}", stats.sent());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
     tokio::time::timeout(PATIENCE, task)
         .await
         .expect("loop stops on shutdown")
         .expect("loop did not panic");
+    assert_eq!(stats.errors(), 0);
+    assert_eq!(rx.try_recv().ok(), None, "no check failed");
 }
 
 /// The sample `send_nsca.cfg` that Debian's nsca-client installs parses.

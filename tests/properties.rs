@@ -3,7 +3,12 @@
 
 use proptest::prelude::*;
 use statsd::aggregate::{merge, GaugeState, Hasher, Limits, Shard};
+use statsd::intake::Intake;
 use statsd::protocol::parse_line;
+
+fn intake() -> Intake {
+    Intake::new(Limits::default().max_line_bytes)
+}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
@@ -12,13 +17,13 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = parse_line(&bytes);
         let mut shard = Shard::new(Hasher::default(), Limits::default());
-        shard.ingest_buffer(&bytes, |_, _| {});
+        intake().ingest(&mut shard, &bytes);
     }
 
     #[test]
     fn statsd_shaped_text_never_panics(text in "[a-z:|@#.,+\\-0-9eE\\n gcmshd/]{0,200}") {
         let mut shard = Shard::new(Hasher::default(), Limits::default());
-        shard.ingest_buffer(text.as_bytes(), |_, _| {});
+        intake().ingest(&mut shard, text.as_bytes());
         let mut gauges = GaugeState::new(Hasher::default());
         let mut snapshot = merge(vec![shard], &mut gauges, 100);
         let config = statsd::render::RenderConfig::default();
@@ -47,7 +52,7 @@ proptest! {
         let mut shards: Vec<Shard> = (0..workers).map(|_| Shard::new(hasher.clone(), Limits::default())).collect();
         for (n, pair) in cut_at.windows(2).enumerate() {
             let datagram: String = lines[pair[0]..pair[1]].concat();
-            shards[n % workers].ingest_buffer(datagram.as_bytes(), |_, _| {});
+            intake().ingest(&mut shards[n % workers], datagram.as_bytes());
         }
         let mut gauges = GaugeState::new(hasher);
         let snapshot = merge(shards, &mut gauges, 100);

@@ -7,9 +7,11 @@
 
 pub mod nsca;
 
-use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 pub use nsca::{Encryption, NscaClient, NscaError};
 
@@ -96,57 +98,79 @@ fn format_utc(unix: f64) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
-/// Sends one check every `interval` until `shutdown` resolves.
+/// What the alert loop has done since start. The loop owns and writes these
+/// counters; the flush and `istats` read them without taking any lock.
+#[derive(Debug, Default)]
+pub struct AlertStats {
+    /// Checks delivered to the NSCA server's socket.
+    sent: AtomicU64,
+    /// Checks that failed: connect, init packet, send, or the timeout.
+    errors: AtomicU64,
+}
+
+impl AlertStats {
+    /// Checks delivered since start.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Checks that could not be delivered since start.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+}
+
+/// Sends one check every `interval` until `shutdown` is cancelled.
 ///
 /// The first check goes out one interval after start. Each send is bounded by
-/// the client's timeout and its result goes to `on_result`; a failure never
-/// stops the loop. The baseline snapshot only advances when a check was
-/// delivered, so failures in a window whose check was lost are reported by the
-/// next one.
+/// the client's timeout and counted in `stats`; a failure also goes to
+/// `on_error` (for a rate-limited log line) and never stops the loop. The
+/// baseline snapshot only advances when a check was delivered, so failures in
+/// a window whose check was lost are reported by the next one.
+#[allow(clippy::too_many_arguments)] // each has its own role; a struct would only rename them
 pub async fn run_alert_loop(
     client: NscaClient,
     host_name: String,
     service: String,
     interval: Duration,
     health: Arc<dyn Fn() -> HealthSnapshot + Send + Sync>,
-    on_result: Arc<dyn Fn(Result<(), NscaError>) + Send + Sync>,
-    shutdown: impl Future<Output = ()>,
+    stats: Arc<AlertStats>,
+    on_error: Arc<dyn Fn(&NscaError) + Send + Sync>,
+    shutdown: CancellationToken,
 ) {
     // tokio's interval panics on a zero period.
     let interval = interval.max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
     let mut baseline = health();
     loop {
         tokio::select! {
-            _ = &mut shutdown => return,
+            _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
         let now = health();
         let (status, text) = evaluate(&baseline, &now);
         let result = tokio::select! {
             r = client.send_check(&host_name, &service, status, &text) => r,
-            _ = &mut shutdown => return,
+            _ = shutdown.cancelled() => return,
         };
-        if result.is_ok() {
-            baseline = now;
+        match result {
+            Ok(()) => {
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+                baseline = now;
+            }
+            Err(error) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                on_error(&error);
+            }
         }
-        on_result(result);
     }
 }
 
 /// This machine's host name (what Nagios knows it by); "localhost" if unknown.
 pub fn local_hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the pointer and length describe `buf`, which outlives the call.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".to_string();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    match std::str::from_utf8(&buf[..end]) {
-        Ok(name) if !name.is_empty() => name.to_string(),
+    match gethostname::gethostname().into_string() {
+        Ok(name) if !name.is_empty() => name,
         _ => "localhost".to_string(),
     }
 }
@@ -235,5 +259,25 @@ mod tests {
     #[test]
     fn hostname_is_not_empty() {
         assert!(!local_hostname().is_empty());
+    }
+
+    #[tokio::test]
+    async fn cancelled_loop_sends_nothing() {
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let stats = Arc::new(AlertStats::default());
+        // Port 9 (discard) is never asked: the loop must end before its first tick.
+        run_alert_loop(
+            NscaClient::new("127.0.0.1", 9),
+            "h".into(),
+            "s".into(),
+            Duration::from_millis(1),
+            Arc::new(HealthSnapshot::default),
+            Arc::clone(&stats),
+            Arc::new(|e: &NscaError| panic!("no send expected: {e}")),
+            shutdown,
+        )
+        .await;
+        assert_eq!((stats.sent(), stats.errors()), (0, 0));
     }
 }

@@ -4,21 +4,25 @@ use std::process::ExitCode;
 
 use statsd::config::{Config, ParseOutcome};
 use statsd::logging::{eprint_line, print_line};
-use statsd::server::{self, Listeners};
+use statsd::net::Listeners;
+use statsd::server;
+use tokio_util::sync::CancellationToken;
 
 /// Installs the SIGTERM/SIGINT handlers at once (before the "listening"
-/// line, so a supervisor's early TERM is never fatal) and returns the future
-/// that resolves on the first of them.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+/// line, so a supervisor's early TERM is never fatal); the first of them
+/// cancels `shutdown`.
+fn cancel_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
+    tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-    })
+        shutdown.cancel();
+    });
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -33,15 +37,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // NSCA settings are checked before anything binds: a bad one stops the start.
-    if config.cli.alert {
-        if let Err(e) = server::nsca_client(&config) {
-            eprint_line(&format!("statsd: NSCA alerting: {e}"));
-            return ExitCode::from(2);
-        }
-    }
-    if config.cli.debug {
-        print_line(&format!("effective settings: {:#?}", config.cli));
+    if config.flush.debug {
+        print_line(&format!("effective settings: {config:#?}"));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -56,30 +53,28 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let shutdown = match shutdown_signal() {
-            Ok(shutdown) => shutdown,
-            Err(e) => {
-                eprint_line(&format!("statsd: cannot install signal handlers: {e}"));
-                return ExitCode::FAILURE;
-            }
-        };
-        let listeners = match Listeners::bind(&config) {
+        let shutdown = CancellationToken::new();
+        if let Err(e) = cancel_on_signal(shutdown.clone()) {
+            eprint_line(&format!("statsd: cannot install signal handlers: {e}"));
+            return ExitCode::FAILURE;
+        }
+        let listeners = match Listeners::bind(&config.bind) {
             Ok(listeners) => listeners,
             Err(e) => {
-                let name = if config.cli.name.is_empty() {
+                let name = if config.bind.name.is_empty() {
                     "*"
                 } else {
-                    &config.cli.name
+                    &config.bind.name
                 };
                 eprint_line(&format!(
                     "statsd: cannot bind {name} port {}: {e}",
-                    config.cli.port
+                    config.bind.port
                 ));
                 return ExitCode::FAILURE;
             }
         };
         eprint_line(&format!("statsd: {}", listeners.describe()));
-        for warning in listeners.warnings(config.cli.udp_buffer) {
+        for warning in listeners.warnings(config.bind.udp_buffer) {
             eprint_line(&format!("statsd: warning: {warning}"));
         }
         match server::run(listeners, config, shutdown).await {

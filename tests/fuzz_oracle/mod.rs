@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use statsd::admin::{self, AdminLimits, IstatsSource};
 use statsd::aggregate::{merge, GaugeState, Hasher, Limits, Shard, Snapshot};
 use statsd::protocol::{self, Value};
-use statsd::render::{render_meta, render_metrics, RenderConfig};
+use statsd::render::RenderConfig;
 
 /// Timestamp written on every rendered line; checked as the third field.
 const TIMESTAMP: u64 = 1_700_000_000;
@@ -20,7 +20,7 @@ fn render_config(flush_interval: f64) -> RenderConfig {
     RenderConfig {
         gauge_prefix: "stats.gauges".into(),
         sets_prefix: "stats.sets".into(),
-        flush_interval,
+        flush_interval: std::time::Duration::from_secs_f64(flush_interval),
         ..RenderConfig::default()
     }
 }
@@ -105,7 +105,7 @@ pub fn statsd_input(data: &[u8]) {
         return;
     };
     let _ = protocol::parse_line(body);
-    let lines: Vec<&[u8]> = protocol::lines(body).collect();
+    let lines: Vec<&[u8]> = statsd::intake::lines_of(body).collect();
     let accepted = lines.iter().filter(|l| check_parsed_line(l)).count();
 
     let workers = 1 + usize::from(shape & 3);
@@ -118,6 +118,7 @@ pub fn statsd_input(data: &[u8]) {
     let mut gauges = GaugeState::new(hasher.clone());
     // Two flushes of the same input: the second applies gauge deltas to what the
     // first left behind.
+    let intake = statsd::intake::Intake::new(limits.max_line_bytes);
     for _flush in 0..2 {
         let budget = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut shards: Vec<Shard> = (0..workers)
@@ -125,23 +126,23 @@ pub fn statsd_input(data: &[u8]) {
             .collect();
         if workers == 1 {
             // One datagram, as UDP delivers it (exercises the batch counts).
-            shards[0].ingest_buffer(body, |_, _| {});
+            intake.ingest(&mut shards[0], body);
         } else {
             for (n, line) in lines.iter().enumerate() {
-                shards[n % workers].ingest_buffer(line, |_, _| {});
+                intake.ingest(&mut shards[n % workers], line);
             }
         }
-        let intake = shards.iter().fold(Default::default(), |mut all, s| {
+        let counts = shards.iter().fold(Default::default(), |mut all, s| {
             statsd::aggregate::IntakeCounts::add(&mut all, &s.intake);
             all
         });
         assert_eq!(
-            intake.lines + intake.names_refused,
+            counts.lines + counts.names_refused,
             accepted as u64,
             "accepted lines: parse_line and the shards disagree"
         );
         assert_eq!(
-            intake.discarded,
+            counts.discarded,
             (lines.len() - accepted) as u64,
             "discarded lines"
         );
@@ -149,12 +150,13 @@ pub fn statsd_input(data: &[u8]) {
         let mut snapshot = merge(shards, &mut gauges, limits.max_timer_samples);
         check_snapshot(&snapshot);
         let config = render_config(if shape & 16 != 0 { 0.1 } else { 10.0 });
-        let mut out = Vec::new();
-        let stats = render_metrics(&mut snapshot, &config, TIMESTAMP, &mut out);
-        let meta = [("metrics.received", intake.lines as f64)];
-        let total = render_meta(&meta, stats.lines, &config, TIMESTAMP, &mut out);
-        assert_eq!(total, stats.lines + meta.len() + 1);
-        check_rendered(&out, total);
+        let own = statsd::flush::OwnStats {
+            interval: counts,
+            ..Default::default()
+        };
+        let (payload, report) = statsd::flush::build(&mut snapshot, &own, &config, TIMESTAMP);
+        assert_eq!(payload.lines, report.total_lines);
+        check_rendered(&payload.data, report.total_lines);
     }
 }
 

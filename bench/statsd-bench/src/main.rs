@@ -287,8 +287,9 @@ fn resolve_loopback(target: &str) -> Result<SocketAddr, String> {
 }
 
 fn cpu_self() -> (f64, f64) {
-    // SAFETY: getrusage only writes into the struct we pass.
+    // SAFETY: rusage is a plain C struct for which all-zero is valid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes into the struct we pass, which outlives the call.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     (tv(ru.ru_utime), tv(ru.ru_stime))
@@ -319,8 +320,9 @@ fn run_udp(
 
     let batch = a.batch;
     let mut plan = Vec::with_capacity(batch);
-    // SAFETY: both are plain C structs for which all-zero is valid.
+    // SAFETY: iovec is a plain C struct for which all-zero is valid.
     let mut iovs: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; batch];
+    // SAFETY: as for iovec.
     let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; batch];
     let mut out = Outcome {
         syscalls: 0,

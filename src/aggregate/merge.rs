@@ -1,0 +1,84 @@
+//! The flush's first step: every shard of the interval merged into one
+//! [`Snapshot`], sorted by name so the output is stable.
+
+use super::{saturate, GaugeState, GaugeUpdate, IntakeCounts, Map, Shard, TimerSamples};
+use crate::protocol::ParseError;
+
+/// Everything one flush writes: the merge of all shards, plus gauge state.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Counter sums of the interval.
+    pub counters: Vec<(Box<str>, f64)>,
+    /// Gauges updated in the interval, with their new values.
+    pub gauges: Vec<(Box<str>, f64)>,
+    /// Timers of the interval.
+    pub timers: Vec<(Box<str>, TimerSamples)>,
+    /// Distinct member counts of the sets of the interval.
+    pub sets: Vec<(Box<str>, usize)>,
+    /// What the shards took in during the interval.
+    pub intake: IntakeCounts,
+    /// One discarded line of the interval (cut short) and why.
+    pub sample_bad_line: Option<(Box<[u8]>, ParseError)>,
+}
+
+impl Snapshot {
+    /// Distinct series in the snapshot.
+    pub fn names(&self) -> usize {
+        self.counters.len() + self.gauges.len() + self.timers.len() + self.sets.len()
+    }
+}
+
+/// Merges the shards of one interval into a snapshot. Gauge updates are
+/// applied to `gauges`; across shards the order of gauge writes within one
+/// interval is not defined (UDP has none).
+pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usize) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    let mut shards = shards.into_iter();
+    let Some(mut first) = shards.next() else {
+        return snapshot;
+    };
+    let mut rng = first.rng.clone();
+    let mut updated: Map<GaugeUpdate> = std::mem::take(&mut first.gauges);
+    for shard in shards {
+        first.intake.add(&shard.intake);
+        if first.sample_bad_line.is_none() {
+            first.sample_bad_line = shard.sample_bad_line;
+        }
+        for (key, sum) in shard.counters {
+            let total = first.counters.entry(key).or_insert(0.0);
+            *total = saturate(*total + sum);
+        }
+        for (key, timer) in shard.timers {
+            first
+                .timers
+                .entry(key)
+                .or_default()
+                .merge(timer, max_timer_samples, &mut rng);
+        }
+        for (key, members) in shard.sets {
+            first.sets.entry(key).or_default().extend(members);
+        }
+        for (key, update) in shard.gauges {
+            updated.entry(key).or_default().then(update);
+        }
+    }
+    snapshot.intake = first.intake;
+    snapshot.sample_bad_line = first.sample_bad_line;
+    snapshot.counters = first.counters.into_iter().collect();
+    snapshot.timers = first.timers.into_iter().collect();
+    snapshot.sets = first
+        .sets
+        .into_iter()
+        .map(|(key, members)| (key, members.len()))
+        .collect();
+    for (key, update) in updated {
+        let value = gauges.apply(&key, update);
+        snapshot.gauges.push((key, value));
+    }
+    gauges.end_flush();
+    snapshot.counters.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    snapshot.gauges.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    snapshot.timers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    snapshot.sets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    snapshot
+}

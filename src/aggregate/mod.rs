@@ -1,0 +1,395 @@
+//! Aggregation: each receive worker owns a [`Shard`] and applies parsed
+//! values to it; at every flush the shards are swapped out and merged into a
+//! [`Snapshot`]. Pure: no clocks, no I/O, no locks.
+//!
+//! - [`timer`]: a timer's samples and the bounded reservoir.
+//! - [`gauge`]: gauge values remembered across flushes.
+//! - [`merge`](mod@merge): shards -> [`Snapshot`].
+
+mod gauge;
+mod merge;
+mod timer;
+
+use hashbrown::hash_map::EntryRef;
+use hashbrown::{HashMap, HashSet};
+use nohash_hasher::BuildNoHashHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::protocol::{self, ParseError, Value};
+
+pub use gauge::{GaugeState, GaugeUpdate};
+pub use merge::{merge, Snapshot};
+pub use timer::TimerSamples;
+
+/// Hasher for every name map and set member. Keyed at random per process so
+/// crafted names cannot force collisions; one key is shared by all shards so
+/// set-member hashes from different shards can be merged.
+pub type Hasher = ahash::RandomState;
+
+type Map<V> = HashMap<Box<str>, V, Hasher>;
+
+/// Set members are stored as their keyed hash: hashing them again is waste.
+type MemberSet = HashSet<u64, BuildNoHashHasher<u64>>;
+
+/// Every sum, count and gauge is held within ±`f64::MAX`. Huge values, or values
+/// at tiny sample rates (`1|c|@5e-324`), would otherwise add up to infinity, and
+/// a remembered gauge at +inf given a -inf delta would be NaN (written as 0) for
+/// good; saturating keeps every aggregate finite and as near the truth as f64
+/// allows. Found by fuzzing (fuzz/).
+#[inline]
+fn saturate(x: f64) -> f64 {
+    x.clamp(-f64::MAX, f64::MAX)
+}
+
+/// Distinct series accepted per interval by default (`--max-names`).
+pub const DEFAULT_MAX_NAMES: usize = 1_000_000;
+/// Timer samples kept per series per interval by default.
+pub const DEFAULT_MAX_TIMER_SAMPLES: usize = 10_000;
+
+/// Limits that keep one interval's memory bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest accepted line, in bytes.
+    pub max_line_bytes: usize,
+    /// Distinct series accepted per interval, all shards together;
+    /// 0 = unlimited.
+    pub max_names: usize,
+    /// Timer samples kept per series per interval (beyond: reservoir).
+    pub max_timer_samples: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_bytes: protocol::DEFAULT_MAX_LINE_BYTES,
+            max_names: DEFAULT_MAX_NAMES,
+            max_timer_samples: DEFAULT_MAX_TIMER_SAMPLES,
+        }
+    }
+}
+
+/// Counts of what a shard took in, merged at flush into the server's stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IntakeCounts {
+    /// Lines accepted (SPEC `pending_stats`).
+    pub lines: u64,
+    /// Lines discarded as bad (SPEC `metrics.discarded`).
+    pub discarded: u64,
+    /// The same, by reason (indexed by `ParseError::index`).
+    pub discarded_by: [u64; ParseError::ALL.len()],
+    /// Datagrams or reads holding more than one line.
+    pub batches: u64,
+    /// Such batches in which at least one line was discarded.
+    pub batches_discarded: u64,
+    /// Datagrams (UDP) or reads (TCP) received.
+    pub packets: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// Lines refused because the distinct-name cap was reached.
+    pub names_refused: u64,
+}
+
+impl IntakeCounts {
+    /// Adds another shard's counts to these.
+    pub fn add(&mut self, other: &IntakeCounts) {
+        self.lines += other.lines;
+        self.discarded += other.discarded;
+        for (mine, theirs) in self.discarded_by.iter_mut().zip(&other.discarded_by) {
+            *mine += theirs;
+        }
+        self.batches += other.batches;
+        self.batches_discarded += other.batches_discarded;
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.names_refused += other.names_refused;
+    }
+}
+
+/// One worker's aggregates for the current interval.
+#[derive(Debug, Clone)]
+pub struct Shard {
+    /// Counter sums of `value / rate`.
+    pub counters: Map<f64>,
+    /// Gauge changes.
+    pub gauges: Map<GaugeUpdate>,
+    /// Timer samples.
+    pub timers: Map<TimerSamples>,
+    /// Set members, as keyed hashes.
+    pub sets: Map<MemberSet>,
+    /// What came in.
+    pub intake: IntakeCounts,
+    /// One discarded line of the interval (cut short) and why, for the
+    /// stderr summary.
+    pub sample_bad_line: Option<(Box<[u8]>, ParseError)>,
+    /// Bounds on this shard's growth.
+    limits: Limits,
+    /// Keyed hasher, shared by all shards of one server.
+    hasher: Hasher,
+    /// New series created this interval by all shards together; checked
+    /// only when a name is new, so the hot path never touches it.
+    new_names: Arc<AtomicUsize>,
+    /// Reservoir sampling state.
+    rng: fastrand::Rng,
+}
+
+impl Shard {
+    /// An empty shard with its own name budget (for tests and tools).
+    pub fn new(hasher: Hasher, limits: Limits) -> Shard {
+        Shard::with_budget(hasher, limits, Arc::new(AtomicUsize::new(0)))
+    }
+
+    /// An empty shard. Every shard of one server must share `hasher` and
+    /// `new_names`, the count of series created this interval.
+    pub fn with_budget(hasher: Hasher, limits: Limits, new_names: Arc<AtomicUsize>) -> Shard {
+        let rng = fastrand::Rng::with_seed(hasher.hash_one(0x5eed_u64));
+        Shard {
+            counters: Map::with_hasher(hasher.clone()),
+            gauges: Map::with_hasher(hasher.clone()),
+            timers: Map::with_hasher(hasher.clone()),
+            sets: Map::with_hasher(hasher.clone()),
+            intake: IntakeCounts::default(),
+            sample_bad_line: None,
+            limits,
+            hasher,
+            new_names,
+            rng,
+        }
+    }
+
+    /// Takes this interval's aggregates out, leaving an empty shard.
+    pub fn take(&mut self) -> Shard {
+        let fresh = Shard::with_budget(self.hasher.clone(), self.limits, self.new_names.clone());
+        std::mem::replace(self, fresh)
+    }
+
+    /// Number of distinct series held.
+    pub fn names(&self) -> usize {
+        self.counters.len() + self.gauges.len() + self.timers.len() + self.sets.len()
+    }
+
+    /// Counts a discarded line; also for lines lost before parsing (too
+    /// long for the TCP framer, cut off by a close).
+    pub fn count_discarded(&mut self, reason: ParseError) {
+        self.intake.discarded += 1;
+        self.intake.discarded_by[reason.index()] += 1;
+    }
+
+    /// Keeps the interval's first discarded line (already cut short by the
+    /// caller) for the summary on stderr.
+    pub fn keep_bad_line(&mut self, line: &[u8], reason: ParseError) {
+        if self.sample_bad_line.is_none() {
+            self.sample_bad_line = Some((line.into(), reason));
+        }
+    }
+
+    /// Starts a new interval's name budget (call after taking every shard).
+    pub fn reset_name_budget(&self) {
+        self.new_names.store(0, Ordering::Relaxed);
+    }
+
+    /// Aggregates one parsed line; false when the cardinality cap refused
+    /// it. Counts an accepted line in `intake.lines`.
+    pub fn apply(&mut self, key: &str, values: &[Value<'_>]) -> bool {
+        // One hash lookup per value; the name is copied only when new.
+        let mut budget = NameBudget {
+            limits: &self.limits,
+            new_names: &self.new_names,
+            intake: &mut self.intake,
+        };
+        for value in values {
+            match *value {
+                Value::Counter { value, rate } => match self.counters.entry_ref(key) {
+                    EntryRef::Occupied(mut sum) => {
+                        let sum = sum.get_mut();
+                        *sum = saturate(*sum + value / rate);
+                    }
+                    EntryRef::Vacant(slot) if budget.has_room() => {
+                        slot.insert(saturate(value / rate));
+                    }
+                    EntryRef::Vacant(_) => return false,
+                },
+                Value::Gauge { value, delta } => {
+                    let update = match self.gauges.entry_ref(key) {
+                        EntryRef::Occupied(update) => update.into_mut(),
+                        EntryRef::Vacant(slot) if budget.has_room() => {
+                            slot.insert(GaugeUpdate::default())
+                        }
+                        EntryRef::Vacant(_) => return false,
+                    };
+                    if delta {
+                        update.delta = saturate(update.delta + value);
+                    } else {
+                        update.set = Some(value);
+                        update.delta = 0.0;
+                    }
+                }
+                Value::Timer { value, rate } => {
+                    let timer = match self.timers.entry_ref(key) {
+                        EntryRef::Occupied(timer) => timer.into_mut(),
+                        EntryRef::Vacant(slot) if budget.has_room() => {
+                            slot.insert(TimerSamples::default())
+                        }
+                        EntryRef::Vacant(_) => return false,
+                    };
+                    timer.add(value, rate, self.limits.max_timer_samples, &mut self.rng);
+                }
+                Value::Set(member) => {
+                    let hash = self.hasher.hash_one(member);
+                    let members = match self.sets.entry_ref(key) {
+                        EntryRef::Occupied(members) => members.into_mut(),
+                        EntryRef::Vacant(slot) if budget.has_room() => {
+                            slot.insert(MemberSet::default())
+                        }
+                        EntryRef::Vacant(_) => return false,
+                    };
+                    members.insert(hash);
+                }
+            }
+        }
+        self.intake.lines += 1;
+        true
+    }
+}
+
+/// The distinct-name cap, borrowed apart from the maps it guards.
+struct NameBudget<'a> {
+    /// Holds the cap.
+    limits: &'a Limits,
+    /// Series created this interval, all shards together.
+    new_names: &'a AtomicUsize,
+    /// Where refusals are counted.
+    intake: &'a mut IntakeCounts,
+}
+
+impl NameBudget<'_> {
+    /// True when a new series may be created; counts a refusal otherwise.
+    fn has_room(&mut self) -> bool {
+        if self.limits.max_names == 0
+            || self.new_names.fetch_add(1, Ordering::Relaxed) < self.limits.max_names
+        {
+            return true;
+        }
+        self.intake.names_refused += 1;
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard() -> Shard {
+        Shard::new(Hasher::with_seeds(1, 2, 3, 4), Limits::default())
+    }
+
+    fn ingest(shard: &mut Shard, text: &str) {
+        for line in text.lines() {
+            match protocol::parse_line(line.as_bytes()) {
+                Ok(parsed) => {
+                    shard.apply(&parsed.key, &parsed.values);
+                }
+                Err(reason) => shard.count_discarded(reason),
+            }
+        }
+    }
+
+    #[test]
+    fn counters_add_with_rate() {
+        let mut s = shard();
+        ingest(&mut s, "a:1|c\na:2|c|@0.5\n");
+        assert_eq!(s.counters.get("a"), Some(&5.0));
+        assert_eq!(s.intake.lines, 2);
+    }
+
+    #[test]
+    fn gauges_set_then_delta_across_flushes() {
+        let mut s = shard();
+        let mut state = GaugeState::new(Hasher::with_seeds(1, 2, 3, 4));
+        ingest(&mut s, "g:+3|g\n");
+        let snap = merge(vec![s.take()], &mut state, 100);
+        assert_eq!(snap.gauges, [("g".into(), 3.0)]);
+        ingest(&mut s, "g:10|g\ng:-4|g\n");
+        let snap = merge(vec![s.take()], &mut state, 100);
+        assert_eq!(snap.gauges, [("g".into(), 6.0)]);
+        let snap = merge(vec![s.take()], &mut state, 100);
+        assert!(snap.gauges.is_empty(), "only updated gauges flush");
+        ingest(&mut s, "g:+1|g\n");
+        let snap = merge(vec![s.take()], &mut state, 100);
+        assert_eq!(snap.gauges, [("g".into(), 7.0)]);
+    }
+
+    #[test]
+    fn gauges_expire_and_stay_bounded() {
+        let mut s = shard();
+        let mut state = GaugeState::bounded(Hasher::default(), 1, 2);
+        ingest(&mut s, "a:+1|g\nb:+1|g\nc:+1|g\n");
+        let snap = merge(vec![s.take()], &mut state, 100);
+        assert_eq!(snap.gauges.len(), 3, "all flushed");
+        assert_eq!(
+            (state.len(), state.forgotten),
+            (2, 1),
+            "only two remembered"
+        );
+        for _ in 0..40 {
+            merge(vec![s.take()], &mut state, 100);
+        }
+        assert_eq!((state.len(), state.forgotten), (0, 3), "idle gauges expire");
+    }
+
+    #[test]
+    fn sets_count_distinct_members_across_shards() {
+        let mut a = shard();
+        let mut b = shard();
+        ingest(&mut a, "u:x|s\nu:y|s\nu:x|s");
+        ingest(&mut b, "u:y|s\nu:z|s");
+        let mut state = GaugeState::new(Hasher::default());
+        let snap = merge(vec![a, b], &mut state, 100);
+        assert_eq!(snap.sets, [("u".into(), 3)]);
+    }
+
+    #[test]
+    fn bad_line_counted_by_reason() {
+        let mut s = shard();
+        ingest(&mut s, "a:1|c\nbad\nb:1|c");
+        assert_eq!(s.intake.discarded, 1);
+        assert_eq!(s.intake.discarded_by[ParseError::MissingValue.index()], 1);
+        assert_eq!(s.intake.lines, 2);
+    }
+
+    #[test]
+    fn huge_sums_saturate_instead_of_overflowing() {
+        let mut s = shard();
+        ingest(
+            &mut s,
+            "c:1e308|c\nc:1e308|c\nr:1|c|@5e-324\nt:1e308|ms|@5e-324\nt:1e308|ms",
+        );
+        ingest(&mut s, "g:-1e308|g\ng:-1e308|g");
+        assert_eq!(s.counters["c"], f64::MAX);
+        assert_eq!(s.counters["r"], f64::MAX);
+        assert_eq!(
+            (s.timers["t"].sum, s.timers["t"].count),
+            (f64::MAX, f64::MAX)
+        );
+        let mut state = GaugeState::new(Hasher::default());
+        let snap = merge(vec![s.clone(), s], &mut state, 100);
+        assert_eq!(snap.counters[0].1, f64::MAX);
+        assert_eq!(snap.gauges, [("g".into(), -f64::MAX)]);
+    }
+
+    #[test]
+    fn name_cap_refuses_new_names_only() {
+        let mut s = Shard::new(
+            Hasher::default(),
+            Limits {
+                max_names: 2,
+                ..Limits::default()
+            },
+        );
+        ingest(&mut s, "a:1|c\nb:1|c\nc:1|c\na:1|c");
+        assert_eq!(s.counters.len(), 2);
+        assert_eq!(s.counters["a"], 2.0);
+        assert_eq!(s.intake.names_refused, 1);
+        assert_eq!(s.intake.lines, 3);
+    }
+}

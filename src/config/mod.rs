@@ -1,0 +1,422 @@
+//! Command-line flags -> [`Config`]: every value checked once, here, and
+//! turned into the typed settings each component takes. A value that cannot
+//! work is refused with one line (the binary exits 2), never a panic later.
+
+mod cli;
+
+use std::fmt;
+use std::time::Duration;
+
+use clap::Parser;
+
+pub use cli::Cli;
+
+use crate::aggregate::Limits;
+use crate::alert::nsca::{load_send_nsca_config, Encryption, NscaClient};
+use crate::flush::FlushSettings;
+use crate::net::tcp::TcpLimits;
+use crate::net::BindSettings;
+use crate::render::RenderConfig;
+use crate::sink::{BacklogLimits, Carbon, Target};
+
+/// Shortest time a seconds-valued flag may be: below it timers mean nothing.
+const MIN_SECONDS: f64 = 0.001;
+/// Longest: about three years, far beyond any use and far from overflow.
+const MAX_SECONDS: f64 = 1e8;
+/// Largest receive buffer the kernel takes (an int, of which it uses half).
+const MAX_UDP_BUFFER: usize = (i32::MAX / 2) as usize;
+/// Longest line: a TCP connection buffers up to this much of one line.
+const MAX_LINE_BYTES: usize = 16 << 20;
+/// Most TCP connections: beyond it the file-descriptor limit bites first.
+const MAX_TCP_CONNECTIONS: usize = 1_000_000;
+/// Most receive workers.
+const MAX_WORKERS: usize = 256;
+
+/// Validated settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub bind: BindSettings,
+    /// Time between flushes.
+    pub flush_interval: Duration,
+    /// Rendering, debug and status output of each flush.
+    pub flush: FlushSettings,
+    /// Bounds on what one interval may hold.
+    pub limits: Limits,
+    /// How long a gauge not updated is remembered (zero: forever).
+    pub gauge_ttl: Duration,
+    /// Bounds on TCP intake.
+    pub tcp: TcpLimits,
+    /// Where payloads go.
+    pub target: Target,
+    /// Bounds on what waits for carbon.
+    pub backlog: BacklogLimits,
+    /// Time allowed for the last publish at shutdown.
+    pub shutdown_timeout: Duration,
+    /// `-a`: the NSCA check, when on.
+    pub alert: Option<AlertSettings>,
+}
+
+/// What `-a` needs: the client (the send_nsca.cfg file read once, here), who
+/// we are to Nagios, and how often to tell it.
+#[derive(Clone)]
+pub struct AlertSettings {
+    /// The NSCA daemon, password and encryption.
+    pub client: NscaClient,
+    /// Host name reported to Nagios.
+    pub host_name: String,
+    /// Service name reported to Nagios.
+    pub service: String,
+    /// Time between checks.
+    pub interval: Duration,
+}
+
+impl fmt::Debug for AlertSettings {
+    /// The password stays out of `-d`'s settings dump.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlertSettings")
+            .field(
+                "nsca",
+                &format_args!("{}:{}", self.client.host, self.client.port),
+            )
+            .field("encryption", &self.client.encryption)
+            .field("password_set", &!self.client.password.is_empty())
+            .field("legacy_packet", &self.client.legacy_packet)
+            .field("host_name", &self.host_name)
+            .field("service", &self.service)
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+/// A seconds-valued flag as a duration, within sane bounds.
+fn seconds(name: &str, value: f64) -> Result<Duration, String> {
+    if value.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&value) {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(format!(
+            "{name} must be between {MIN_SECONDS} and {MAX_SECONDS} seconds, not {value}"
+        ))
+    }
+}
+
+/// A count-valued flag within `min..=max`.
+fn count(name: &str, value: usize, min: usize, max: usize) -> Result<usize, String> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{name} must be between {min} and {max}, not {value}"
+        ))
+    }
+}
+
+fn check_prefix(name: &str, prefix: &str) -> Result<String, String> {
+    let clean = crate::protocol::clean_name(prefix);
+    if clean != prefix || prefix.starts_with('.') || prefix.ends_with('.') {
+        return Err(format!(
+            "{name} {prefix:?} may hold only A-Z a-z 0-9 _ - . and must not start or end with '.'"
+        ));
+    }
+    Ok(prefix.to_string())
+}
+
+fn nonzero_port(name: &str, port: u16) -> Result<u16, String> {
+    if port == 0 {
+        return Err(format!("{name} must be a port from 1 to 65535, not 0"));
+    }
+    Ok(port)
+}
+
+impl Config {
+    /// Checks the flags and derives the settings; the error is one line.
+    pub fn from_cli(cli: Cli) -> Result<Config, String> {
+        if !(cli.pct > 0.0 && cli.pct <= 100.0) {
+            return Err(format!("--pct must be in (0, 100], not {}", cli.pct));
+        }
+        let flush_interval = seconds("--flush-interval", cli.flush_interval)?;
+        let gauge_ttl = if cli.gauge_ttl == 0.0 {
+            Duration::ZERO
+        } else {
+            seconds("--gauge-ttl", cli.gauge_ttl).map_err(|e| format!("{e} (or 0 for forever)"))?
+        };
+        if cli.graphite_host.is_empty() {
+            return Err("--graphite-host must not be empty".into());
+        }
+        let target = if cli.console {
+            Target::Console
+        } else {
+            Target::Graphite(Carbon {
+                host: cli.graphite_host.clone(),
+                port: nonzero_port("--graphite-port", cli.graphite_port)?,
+                connect_timeout: seconds(
+                    "--graphite-connect-timeout",
+                    cli.graphite_connect_timeout,
+                )?,
+                write_timeout: seconds("--graphite-write-timeout", cli.graphite_write_timeout)?,
+            })
+        };
+        let workers = match cli.workers {
+            Some(n) => count("--workers", n, 1, MAX_WORKERS)?,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS)),
+        };
+        let render = RenderConfig {
+            counters_prefix: check_prefix("--counters-prefix", &cli.counters_prefix)?,
+            gauge_prefix: check_prefix("--gauge-prefix", &cli.gauge_prefix)?,
+            timers_prefix: check_prefix("--timers-prefix", &cli.timers_prefix)?,
+            sets_prefix: check_prefix("--sets-prefix", &cli.sets_prefix)?,
+            metadata_prefix: check_prefix("--metadata-prefix", &cli.metadata_prefix)?,
+            pct: cli.pct,
+            flush_interval,
+        };
+        let limits = Limits {
+            max_line_bytes: count("--max-line-bytes", cli.max_line_bytes, 1, MAX_LINE_BYTES)?,
+            max_names: cli.max_names,
+            max_timer_samples: count("--max-timer-samples", cli.max_timer_samples, 1, usize::MAX)?,
+        };
+        let debug_metric =
+            (cli.debug && !cli.debug_metric.is_empty()).then(|| cli.debug_metric.clone());
+        Ok(Config {
+            bind: BindSettings {
+                name: cli.name.clone(),
+                port: cli.port,
+                monitor_port: monitor_port(&cli),
+                workers,
+                udp_buffer: count("--udp-buffer", cli.udp_buffer, 1, MAX_UDP_BUFFER)?,
+            },
+            flush_interval,
+            flush: FlushSettings {
+                render,
+                max_timer_samples: limits.max_timer_samples,
+                debug: cli.debug,
+                debug_metric,
+                quiet: cli.quiet,
+            },
+            limits,
+            gauge_ttl,
+            tcp: TcpLimits {
+                max_connections: count(
+                    "--tcp-max-connections",
+                    cli.tcp_max_connections,
+                    1,
+                    MAX_TCP_CONNECTIONS,
+                )?,
+                idle_timeout: seconds("--tcp-idle-timeout", cli.tcp_idle_timeout)?,
+                max_line_bytes: limits.max_line_bytes,
+            },
+            target,
+            backlog: BacklogLimits {
+                max_bytes: cli.backlog_max_bytes,
+                max_lines: cli.backlog_max_lines,
+            },
+            shutdown_timeout: seconds("--shutdown-timeout", cli.shutdown_timeout)?,
+            alert: alert_settings(&cli)?,
+        })
+    }
+
+    /// Flushes a gauge stays remembered without updates (0 = forever).
+    pub fn gauge_ttl_flushes(&self) -> u64 {
+        if self.gauge_ttl.is_zero() {
+            return 0;
+        }
+        (self.gauge_ttl.as_secs_f64() / self.flush_interval.as_secs_f64())
+            .ceil()
+            .max(1.0) as u64
+    }
+
+    /// Parses arguments (the program name first) into a config.
+    pub fn parse_from<I, T>(args: I) -> Result<Config, ParseOutcome>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        match Cli::try_parse_from(args) {
+            Ok(cli) => Config::from_cli(cli).map_err(ParseOutcome::Invalid),
+            Err(error) => match error.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    Err(ParseOutcome::Info(error.to_string()))
+                }
+                _ => Err(ParseOutcome::Invalid(first_line(&error.to_string()))),
+            },
+        }
+    }
+}
+
+/// The XML-RPC port: `--monitor-port`, else port+10 (0 when port is 0).
+fn monitor_port(cli: &Cli) -> Option<u16> {
+    if cli.no_monitor {
+        return None;
+    }
+    Some(match cli.monitor_port {
+        Some(port) => port,
+        None if cli.port == 0 => 0,
+        None => cli.port.saturating_add(10),
+    })
+}
+
+/// The NSCA settings; `--nsca-encryption` is checked even without `-a` (a
+/// bad value is a bad flag), the send_nsca.cfg file is read only with it.
+fn alert_settings(cli: &Cli) -> Result<Option<AlertSettings>, String> {
+    let encryption = match &cli.nsca_encryption {
+        Some(method) => Some(
+            method
+                .parse::<Encryption>()
+                .map_err(|e| format!("--nsca-encryption: {e}"))?,
+        ),
+        None => None,
+    };
+    if !cli.alert {
+        return Ok(None);
+    }
+    let interval = seconds("--alert-interval", cli.alert_interval)?;
+    let port = nonzero_port("--nsca-port", cli.nsca_port)?;
+    let mut client = NscaClient::new(cli.nsca_host.clone(), port);
+    if let Some(path) = &cli.nsca_config {
+        let file = load_send_nsca_config(path).map_err(|e| format!("NSCA alerting: {e}"))?;
+        client = client.with_config(&file);
+    }
+    if let Some(password) = &cli.nsca_password {
+        client.password = password.clone().into_bytes();
+    }
+    if let Some(encryption) = encryption {
+        client.encryption = encryption;
+    }
+    if cli.nsca_legacy_packet {
+        client.legacy_packet = true;
+    }
+    Ok(Some(AlertSettings {
+        client,
+        host_name: cli
+            .nsca_hostname
+            .clone()
+            .unwrap_or_else(crate::alert::local_hostname),
+        service: cli
+            .nsca_service
+            .clone()
+            .unwrap_or_else(|| cli.metadata_prefix.clone()),
+        interval,
+    }))
+}
+
+/// Why parsing did not give a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseOutcome {
+    /// `--help` or `--version`: print this on stdout and exit 0.
+    Info(String),
+    /// A bad flag or value: print this one line on stderr and exit non-zero.
+    Invalid(String),
+}
+
+/// clap's errors span several lines; operators get the first, which says it.
+fn first_line(text: &str) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text);
+    line.trim_start_matches("error: ").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ParseOutcome> {
+        Config::parse_from(std::iter::once("statsd").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.bind.port, 8125);
+        assert_eq!(c.flush.render.pct, 90.0);
+        assert_eq!(c.flush_interval, Duration::from_secs(10));
+        match &c.target {
+            Target::Graphite(carbon) => {
+                assert_eq!((carbon.host.as_str(), carbon.port), ("localhost", 2003))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.flush.render.metadata_prefix, "statsd");
+        assert_eq!(c.flush.render.counters_prefix, "stats");
+        assert_eq!(c.flush.render.timers_prefix, "stats.timers");
+        assert_eq!(c.flush.render.gauge_prefix, "stats");
+        assert_eq!(c.flush.render.sets_prefix, "stats");
+        assert_eq!(c.bind.monitor_port, Some(8135));
+        assert!(c.alert.is_none() && !c.flush.debug && !c.flush.quiet);
+    }
+
+    #[test]
+    fn seed_run_script_flags() {
+        let c = parse(&[
+            "-a",
+            "-q",
+            "-p",
+            "8125",
+            "--flush-interval",
+            "10",
+            "--graphite-port",
+            "2003",
+            "--graphite-host",
+            "127.0.0.1",
+            "--metadata-prefix",
+            "statsd.my_prefix",
+            "--sets-prefix",
+            "my_prefix.set",
+            "--counters-prefix",
+            "my_prefix",
+            "--timers-prefix",
+            "my_prefix.timers",
+            "--gauge-prefix",
+            "my_prefix",
+        ])
+        .unwrap();
+        assert!(c.alert.is_some() && c.flush.quiet);
+        assert_eq!(c.flush.render.sets_prefix, "my_prefix.set");
+        assert_eq!(c.flush.render.metadata_prefix, "statsd.my_prefix");
+    }
+
+    #[test]
+    fn short_forms() {
+        let c = parse(&["-d", "-m", "foo", "-n", "127.0.0.1", "-t", "95"]).unwrap();
+        assert!(c.flush.debug);
+        assert_eq!(c.flush.debug_metric.as_deref(), Some("foo"));
+        assert_eq!(c.bind.name, "127.0.0.1");
+        assert_eq!(c.flush.render.pct, 95.0);
+        let c = parse(&["-d", "--debug_metric", "bar"]).unwrap();
+        assert_eq!(c.flush.debug_metric.as_deref(), Some("bar"));
+    }
+
+    #[test]
+    fn bad_values_are_one_line() {
+        for args in [
+            &["--bogus"][..],
+            &["-p", "70000"],
+            &["-t", "0"],
+            &["--flush-interval", "0"],
+            &["--flush-interval", "nan"],
+            &["--counters-prefix", "a b"],
+            &["--workers", "0"],
+            &["--flush-interval", "1e-10"],
+            &["--flush-interval", "1e300"],
+            &["--udp-buffer", "18446744073709551615"],
+            &["--udp-buffer", "0"],
+            &["--tcp-max-connections", "18446744073709551615"],
+            &["--max-line-bytes", "0"],
+            &["--max-timer-samples", "0"],
+            &["--gauge-ttl", "-1"],
+            &["--graphite-port", "0"],
+            &["--shutdown-timeout", "inf"],
+            &["-a", "--nsca-config", "/nonexistent/send_nsca.cfg"],
+            &["--nsca-encryption", "99"],
+        ] {
+            match parse(args) {
+                Err(ParseOutcome::Invalid(line)) => {
+                    assert!(!line.contains('\n') && !line.is_empty(), "{args:?}: {line}")
+                }
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn help_is_info() {
+        assert!(matches!(parse(&["-h"]), Err(ParseOutcome::Info(_))));
+    }
+}

@@ -1,0 +1,228 @@
+//! The flush: every interval, take the shards out, merge them, render the
+//! payload and hand it to the publisher. Merge and render are CPU-heavy at a
+//! million names, so each flush runs on a blocking thread, never on the
+//! runtime that serves TCP intake, `istats` and the publisher.
+//!
+//! - [`payload`]: the pure core (snapshot + stats + settings -> payload).
+//! - [`keys`]: the server's own stats, read from their owners as keys.
+
+pub mod keys;
+pub mod payload;
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregate::{merge, GaugeState};
+use crate::intake::printable;
+use crate::logging::{print_line, Logs};
+use crate::net::udp::kernel_udp_drops;
+use crate::render::RenderConfig;
+use crate::sink::Payload;
+use crate::stats::unix_now;
+
+pub use keys::{FlushStats, LastFlush, OwnStats, StatSources, OWN_KEYS};
+pub use payload::{build, FlushReport};
+
+/// What shapes a flush beyond the rendering.
+#[derive(Debug, Clone)]
+pub struct FlushSettings {
+    /// Paths, prefixes and timer maths.
+    pub render: RenderConfig,
+    /// Timer samples kept per series (the merge keeps the bound).
+    pub max_timer_samples: usize,
+    /// `-d`: per-flush internals on stdout.
+    pub debug: bool,
+    /// `-d -m TEXT`: echo outgoing lines containing TEXT.
+    pub debug_metric: Option<String>,
+    /// `-q`: no per-flush status line.
+    pub quiet: bool,
+}
+
+/// Turns the interval's shards into one Graphite payload.
+pub struct Flusher {
+    /// Settings.
+    settings: FlushSettings,
+    /// Every component's stats (and the shards, through `sources.shards`).
+    sources: StatSources,
+    /// Gauge values remembered across flushes.
+    gauges: GaugeState,
+    /// Rate-limited stderr.
+    logs: Arc<Logs>,
+    /// Hands payloads to the publisher.
+    payloads: mpsc::UnboundedSender<Payload>,
+    /// The metrics UDP port, to read the kernel's drop count.
+    udp_port: u16,
+    /// Timestamp of the previous flush.
+    last_timestamp: u64,
+}
+
+impl Flusher {
+    /// A flusher over `sources.shards`, sending payloads to `payloads`.
+    pub fn new(
+        settings: FlushSettings,
+        sources: StatSources,
+        gauges: GaugeState,
+        logs: Arc<Logs>,
+        payloads: mpsc::UnboundedSender<Payload>,
+        udp_port: u16,
+    ) -> Flusher {
+        Flusher {
+            settings,
+            sources,
+            gauges,
+            logs,
+            payloads,
+            udp_port,
+            last_timestamp: 0,
+        }
+    }
+
+    /// One flush; `last` marks the final one at shutdown. Blocking: call it
+    /// off the runtime.
+    pub fn flush(&mut self, last: bool) {
+        let started = Instant::now();
+        self.sources.flush.set_running(true);
+        // Read before any lock: /proc is slow to read at many sockets.
+        let drops = kernel_udp_drops(self.udp_port);
+        let before = self.sources.flush.get();
+        let taken = self.sources.shards.iter().map(|cell| cell.take()).collect();
+        if let Some(cell) = self.sources.shards.first() {
+            cell.reset_name_budget();
+        }
+        let mut snapshot = merge(taken, &mut self.gauges, self.settings.max_timer_samples);
+        // The final flush at SIGTERM can come within a second of a regular
+        // one: it takes the next second, or carbon would replace the full
+        // interval's points with the partial one's. (Regular flushes keep
+        // the clock: with sub-second intervals seconds repeat by design.)
+        let now = unix_now() as u64;
+        let timestamp = if last {
+            now.max(self.last_timestamp + 1)
+        } else {
+            now
+        };
+        self.last_timestamp = timestamp;
+        let mut own = self.sources.read(snapshot.intake);
+        own.flush.udp_kernel_drops = drops.unwrap_or(before.udp_kernel_drops);
+        own.flush.gauges_remembered = self.gauges.len() as u64;
+        own.flush.gauges_forgotten = self.gauges.forgotten;
+        let (payload, report) = build(&mut snapshot, &own, &self.settings.render, timestamp);
+        self.sources.flush.update(|stats| {
+            stats.intake_total.add(&snapshot.intake);
+            stats.render = report.render;
+            stats.render_total = report.total_lines;
+            stats.udp_kernel_drops = own.flush.udp_kernel_drops;
+            stats.gauges_remembered = own.flush.gauges_remembered;
+            stats.gauges_forgotten = own.flush.gauges_forgotten;
+        });
+        self.report(&snapshot, &payload, &report, started);
+        let _ = self.payloads.send(payload);
+        let duration = started.elapsed().as_secs_f64();
+        self.sources.flush.update(|stats| stats.duration = duration);
+        self.sources.flush.set_running(false);
+    }
+
+    /// Status line, debug output and the bad-line summary of one flush.
+    fn report(
+        &self,
+        snapshot: &crate::aggregate::Snapshot,
+        payload: &Payload,
+        report: &FlushReport,
+        started: Instant,
+    ) {
+        let settings = &self.settings;
+        let intake = &snapshot.intake;
+        if let (true, Some(text)) = (settings.debug, &settings.debug_metric) {
+            for line in payload.data.split(|b| *b == b'\n') {
+                let line = String::from_utf8_lossy(line);
+                if line.contains(text.as_str()) {
+                    print_line(&format!("outgoing: {line}"));
+                }
+            }
+        }
+        if settings.debug {
+            print_line(&format!(
+                "flush internals: {} lines in, {} discarded, {} packets, {} bytes, {} names refused, {} gauges remembered",
+                intake.lines, intake.discarded, intake.packets, intake.bytes, intake.names_refused, self.gauges.len()
+            ));
+        } else if let Some((line, error)) = &snapshot.sample_bad_line {
+            let count = intake.discarded;
+            self.logs.bad_input.error(|| {
+                format!("discarded {count} bad lines this interval, e.g. {:?}: {error} (run with -d to see each)", printable(line))
+            });
+        }
+        if intake.names_refused > 0 {
+            let refused = intake.names_refused;
+            self.logs.intake.error(|| {
+                format!("--max-names reached: {refused} lines with new names dropped this interval (see metrics.names_refused)")
+            });
+        }
+        if !settings.quiet {
+            print_line(&format!(
+                "flushed {} lines ({} names) in {:.6}s",
+                report.total_lines,
+                report.names,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+}
+
+/// The flush's own thread: merge and render never run on the runtime.
+pub struct FlushThread {
+    /// Asks for one flush (`true`: the final one) and says when it is done.
+    requests: std::sync::mpsc::Sender<(bool, oneshot::Sender<()>)>,
+    /// Joined at the end, so the last payload is handed over before return.
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl FlushThread {
+    /// Starts the thread that owns `flusher`.
+    pub fn start(mut flusher: Flusher) -> io::Result<FlushThread> {
+        let (requests, incoming) = std::sync::mpsc::channel::<(bool, oneshot::Sender<()>)>();
+        let thread = std::thread::Builder::new()
+            .name("flush".into())
+            .spawn(move || {
+                for (last, done) in incoming {
+                    flusher.flush(last);
+                    let _ = done.send(());
+                }
+            })?;
+        Ok(FlushThread { requests, thread })
+    }
+
+    /// Runs one flush on the thread and waits for it without blocking the
+    /// runtime.
+    pub async fn flush(&self, last: bool) -> io::Result<()> {
+        let (done, finished) = oneshot::channel();
+        let gone = || io::Error::other("the flush thread stopped (panicked)");
+        self.requests.send((last, done)).map_err(|_| gone())?;
+        finished.await.map_err(|_| gone())
+    }
+
+    /// Flushes every `interval` until `stop`.
+    pub async fn every(&self, interval: Duration, stop: &CancellationToken) -> io::Result<()> {
+        let start = tokio::time::Instant::now() + interval;
+        let mut ticker = tokio::time::interval_at(start, interval);
+        // A flush longer than the interval delays the next one rather than
+        // bunching flushes up.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.flush(false).await?,
+                _ = stop.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// Ends the thread once its work is done; the flusher (and with it the
+    /// publisher's channel) is dropped.
+    pub async fn finish(self) {
+        drop(self.requests);
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}

@@ -1,0 +1,70 @@
+//! The pure core of a flush: the merged snapshot, the server's own stats and
+//! the settings become the Graphite payload and its report. No clock, no I/O.
+
+use crate::aggregate::Snapshot;
+use crate::render::{render_meta, render_metrics, RenderConfig, RenderStats};
+use crate::sink::Payload;
+
+use super::keys::{OwnStats, OWN_KEYS};
+
+/// What one flush wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FlushReport {
+    /// Per-kind counts and times of the metrics rendered.
+    pub render: RenderStats,
+    /// Every line of the payload, the server's own and numStats included
+    /// (the value of `numStats` and `render.total`).
+    pub total_lines: usize,
+    /// Distinct series flushed.
+    pub names: usize,
+}
+
+/// Renders the snapshot's metrics, then the server's own stats, then
+/// `<metadata-prefix>.numStats`: every line of the flush, itself included.
+pub fn build(
+    snapshot: &mut Snapshot,
+    own: &OwnStats,
+    settings: &RenderConfig,
+    timestamp: u64,
+) -> (Payload, FlushReport) {
+    let names = snapshot.names();
+    let mut out = Vec::with_capacity(64 * (names + snapshot.timers.len() * 4) + 4096);
+    let render = render_metrics(snapshot, settings, timestamp, &mut out);
+    // numStats is known before the own stats are written: their number is fixed.
+    let total_lines = render.lines + OWN_KEYS + 1;
+    let mut keys = own.keys(&render, total_lines);
+    keys.push(("numStats", total_lines as f64));
+    let written = render.lines + render_meta(&keys, settings, timestamp, &mut out);
+    debug_assert_eq!(written, total_lines);
+    let report = FlushReport {
+        render,
+        total_lines,
+        names,
+    };
+    (
+        Payload {
+            data: out,
+            lines: total_lines,
+        },
+        report,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn num_stats_counts_every_line() {
+        let (payload, report) = build(
+            &mut Snapshot::default(),
+            &OwnStats::default(),
+            &RenderConfig::default(),
+            1,
+        );
+        let text = String::from_utf8(payload.data).unwrap();
+        assert_eq!(text.lines().count(), report.total_lines);
+        let last = text.lines().last().unwrap();
+        assert_eq!(last, format!("statsd.numStats {} 1", report.total_lines));
+    }
+}

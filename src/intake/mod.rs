@@ -1,0 +1,158 @@
+//! What every receive path shares, from bytes to a shard: split a datagram or
+//! a TCP read into lines, parse each, apply it to the worker's shard, count
+//! what was discarded and why, and echo lines for `-d`/`-m`.
+//!
+//! - [`framing`]: reassembles lines cut across TCP reads.
+//! - [`cell`]: a shard behind its lock, with counts `istats` reads lock-free.
+
+pub mod cell;
+pub mod framing;
+
+use std::sync::Arc;
+
+use crate::aggregate::Shard;
+use crate::logging::{print_line, Logs};
+use crate::protocol;
+
+pub use cell::ShardCell;
+pub use framing::LineFramer;
+
+/// Bad lines are shown (and kept for the summary) cut to this many bytes.
+const SHOWN_BYTES: usize = 200;
+
+/// Settings and logs for the receive paths.
+#[derive(Debug)]
+pub struct Intake {
+    /// Longest accepted line, in bytes.
+    pub max_line_bytes: usize,
+    /// `-d`: report each discarded line on stderr.
+    pub debug: bool,
+    /// `-d -m TEXT`: echo incoming lines whose name contains TEXT.
+    pub debug_metric: Option<String>,
+    /// Rate-limited stderr.
+    pub logs: Arc<Logs>,
+}
+
+impl Intake {
+    /// Intake without debug output, with logs of its own (tools, benches).
+    pub fn new(max_line_bytes: usize) -> Intake {
+        Intake {
+            max_line_bytes,
+            debug: false,
+            debug_metric: None,
+            logs: Arc::new(Logs::default()),
+        }
+    }
+
+    /// Parses and aggregates every line of one datagram or TCP read.
+    pub fn ingest(&self, shard: &mut Shard, buf: &[u8]) {
+        shard.intake.packets += 1;
+        shard.intake.bytes += buf.len() as u64;
+        let mut values = Vec::with_capacity(4);
+        let mut lines = 0u32;
+        let mut discarded = false;
+        for line in lines_of(buf) {
+            lines += 1;
+            match protocol::parse_line_into(line, self.max_line_bytes, &mut values) {
+                Ok(key) => {
+                    shard.apply(&key, &values);
+                    if self.debug {
+                        self.echo_incoming(line, &key);
+                    }
+                }
+                Err(reason) => {
+                    discarded = true;
+                    shard.count_discarded(reason);
+                    shard.keep_bad_line(shown_part(line), reason);
+                    if self.debug {
+                        self.logs
+                            .bad_input
+                            .error(|| format!("discarded line {:?}: {reason}", printable(line)));
+                    }
+                }
+            }
+        }
+        if lines > 1 {
+            shard.intake.batches += 1;
+            if discarded {
+                shard.intake.batches_discarded += 1;
+            }
+        }
+    }
+
+    fn echo_incoming(&self, line: &[u8], key: &str) {
+        if let Some(text) = &self.debug_metric {
+            if key.contains(text.as_str()) {
+                print_line(&format!("incoming: {}", String::from_utf8_lossy(line)));
+            }
+        }
+    }
+}
+
+/// Splits a buffer into lines on `\n`, skipping empty ones (and lone `\r`).
+pub fn lines_of(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', buf).chain(std::iter::once(buf.len()));
+    std::iter::from_fn(move || loop {
+        let end = ends.next()?;
+        let line = &buf[start.min(end)..end];
+        start = end + 1;
+        if !line.is_empty() && line != b"\r" {
+            return Some(line);
+        }
+    })
+}
+
+/// The part of a bad line worth showing.
+fn shown_part(line: &[u8]) -> &[u8] {
+    &line[..line.len().min(SHOWN_BYTES)]
+}
+
+/// A bad line shown safely: lossy UTF-8, cut to 200 bytes, `...` if cut.
+pub fn printable(line: &[u8]) -> String {
+    let shown = shown_part(line);
+    let mut text = String::from_utf8_lossy(shown).into_owned();
+    if line.len() > shown.len() {
+        text.push_str("...");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{Hasher, Limits};
+
+    fn intake() -> Intake {
+        Intake::new(protocol::DEFAULT_MAX_LINE_BYTES)
+    }
+
+    #[test]
+    fn splits_lines_skipping_empty_ones() {
+        let got: Vec<&[u8]> = lines_of(b"a\n\n\r\nb\r\nc").collect();
+        assert_eq!(got, [&b"a"[..], b"b\r", b"c"]);
+    }
+
+    #[test]
+    fn batch_with_a_bad_line_is_marked() {
+        let mut shard = Shard::new(Hasher::default(), Limits::default());
+        intake().ingest(&mut shard, b"a:1|c\nbad\nb:1|c");
+        let counts = shard.intake;
+        assert_eq!((counts.lines, counts.discarded), (2, 1));
+        assert_eq!((counts.batches, counts.batches_discarded), (1, 1));
+        assert_eq!((counts.packets, counts.bytes), (1, 15));
+        assert_eq!(
+            shard.sample_bad_line.as_ref().map(|s| &*s.0),
+            Some(&b"bad"[..])
+        );
+    }
+
+    #[test]
+    fn kept_bad_line_is_cut_once() {
+        let mut shard = Shard::new(Hasher::default(), Limits::default());
+        let long = vec![b'x'; 500];
+        intake().ingest(&mut shard, &long);
+        assert_eq!(shard.sample_bad_line.map(|s| s.0.len()), Some(SHOWN_BYTES));
+        assert!(printable(&long).ends_with("..."));
+    }
+}

@@ -1,0 +1,178 @@
+//! The network edge of intake: binding every socket the server listens on,
+//! UDP receive workers ([`udp`]) and TCP connections ([`tcp`]). What is done
+//! with the bytes is [`crate::intake`]'s concern.
+
+pub mod tcp;
+pub mod udp;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The sockets a server runs on, bound before it starts (so tests bind port
+/// 0 and a supervisor sees a bind failure at once).
+#[derive(Debug)]
+pub struct Listeners {
+    /// One UDP socket per receive worker, all on the metrics port.
+    pub udp: Vec<std::net::UdpSocket>,
+    /// TCP listener on the metrics port.
+    pub tcp: std::net::TcpListener,
+    /// XML-RPC monitoring listener, unless turned off.
+    pub monitor: Option<std::net::TcpListener>,
+}
+
+/// Where and how to bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindSettings {
+    /// `-n`: address or host name; empty for every interface.
+    pub name: String,
+    /// Metrics port (UDP and TCP); 0 picks a free one.
+    pub port: u16,
+    /// Monitoring port, unless turned off; 0 picks a free one.
+    pub monitor_port: Option<u16>,
+    /// UDP sockets (receive workers).
+    pub workers: usize,
+    /// Receive buffer asked of the kernel for each UDP socket, in bytes.
+    pub udp_buffer: usize,
+}
+
+impl Listeners {
+    /// Binds every socket the settings ask for.
+    pub fn bind(settings: &BindSettings) -> io::Result<Listeners> {
+        let candidates = resolve_bind_address(&settings.name, settings.port)?;
+        let mut last_error = None;
+        for addr in candidates {
+            let (udp, tcp) = match bind_metrics(addr, settings.workers, settings.udp_buffer) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            let monitor =
+                match settings.monitor_port {
+                    Some(port) => {
+                        let at = SocketAddr::new(addr.ip(), port);
+                        Some(bind_tcp(at).map_err(|e| {
+                            io::Error::new(e.kind(), format!("monitor port {at}: {e}"))
+                        })?)
+                    }
+                    None => None,
+                };
+            return Ok(Listeners { udp, tcp, monitor });
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::other("no address to bind")))
+    }
+
+    /// The metrics address (UDP and TCP share it).
+    pub fn metrics_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    /// The monitoring address, when the endpoint is on.
+    pub fn monitor_addr(&self) -> Option<SocketAddr> {
+        self.monitor.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Warnings worth a line at start: a UDP receive buffer smaller than
+    /// asked for (the kernel caps it at net.core.rmem_max for non-root).
+    pub fn warnings(&self, asked_udp_buffer: usize) -> Vec<String> {
+        let Some(socket) = self.udp.first() else {
+            return Vec::new();
+        };
+        // Linux reports twice the usable size it granted.
+        let granted = socket2::SockRef::from(socket)
+            .recv_buffer_size()
+            .unwrap_or(0)
+            / 2;
+        if granted >= asked_udp_buffer {
+            return Vec::new();
+        }
+        vec![format!(
+            "UDP receive buffer is {granted} bytes, not the {asked_udp_buffer} asked (--udp-buffer): \
+             raise it with `sysctl -w net.core.rmem_max={}` or bursts may be dropped \
+             (counted in udp.kernel_drops)",
+            asked_udp_buffer.saturating_mul(2)
+        )]
+    }
+
+    /// One line for the log: where the server listens.
+    pub fn describe(&self) -> String {
+        let metrics = self
+            .metrics_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string());
+        let monitor = match &self.monitor {
+            Some(l) => l
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| format!("on {a}")),
+            None => "off".into(),
+        };
+        format!(
+            "listening for metrics on udp+tcp {metrics} ({} UDP workers), monitor (XML-RPC) {monitor}",
+            self.udp.len()
+        )
+    }
+}
+
+/// The addresses to bind for `-n`: every interface (dual-stack `[::]`, or
+/// `0.0.0.0` where IPv6 is off) when empty, else what the name resolves to.
+pub fn resolve_bind_address(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    if name.is_empty() {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        ]);
+    }
+    let literal = name.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let found: Vec<SocketAddr> = (name, port).to_socket_addrs()?.collect();
+    if found.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{name} has no address"),
+        ));
+    }
+    Ok(found)
+}
+
+/// Binds UDP then TCP on the same port; with port 0, retries until a port
+/// is free for both.
+fn bind_metrics(
+    addr: SocketAddr,
+    workers: usize,
+    udp_buffer: usize,
+) -> io::Result<(Vec<std::net::UdpSocket>, std::net::TcpListener)> {
+    let mut last_error = None;
+    for _ in 0..if addr.port() == 0 { 20 } else { 1 } {
+        let udp = udp::bind(addr, workers, udp_buffer)?;
+        let port = udp[0].local_addr()?.port();
+        match bind_tcp(SocketAddr::new(addr.ip(), port)) {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::other("no free port")))
+}
+
+/// A socket with the options every listener shares.
+fn new_socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
+    if addr.is_ipv6() {
+        // `[::]` takes IPv4 too; an explicit IPv6 address stays IPv6-only.
+        socket.set_only_v6(!addr.ip().is_unspecified())?;
+    }
+    socket.set_reuse_address(true)?;
+    Ok(socket)
+}
+
+/// Binds a TCP listener (metrics or monitoring), non-blocking for tokio.
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = new_socket(addr, Type::STREAM, Protocol::TCP)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}

@@ -1,0 +1,269 @@
+//! UDP receive workers: one OS thread, socket and shard each, taking up to
+//! [`RECV_BATCH`] datagrams per system call and one shard lock per batch.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Protocol, Type};
+use tokio_util::sync::CancellationToken;
+
+use crate::intake::{Intake, ShardCell};
+
+/// How often a blocked UDP worker wakes up to check for shutdown.
+const UDP_POLL: Duration = Duration::from_millis(100);
+/// Largest UDP payload.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// Binds `count` UDP sockets to one address with SO_REUSEPORT so the kernel
+/// spreads datagrams over the workers. Port 0 picks one free port for all.
+pub fn bind(
+    addr: SocketAddr,
+    count: usize,
+    recv_buffer: usize,
+) -> io::Result<Vec<std::net::UdpSocket>> {
+    let mut sockets = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count.max(1) {
+        let socket = super::new_socket(addr, Type::DGRAM, Protocol::UDP)?;
+        socket.set_reuse_port(true)?;
+        // Beyond net.core.rmem_max only root may ask; try both quietly.
+        if socket.set_recv_buffer_size(recv_buffer).is_err() {
+            let _ = socket.set_recv_buffer_size(recv_buffer.min(4 << 20));
+        }
+        // Linux reports twice the size asked (the other half is bookkeeping).
+        if socket.recv_buffer_size().unwrap_or(0) / 2 < recv_buffer {
+            // SO_RCVBUFFORCE: root (as under runit before chpst) may exceed
+            // rmem_max; refused quietly otherwise (start warns).
+            let _ = nix::sys::socket::setsockopt(
+                &socket,
+                nix::sys::socket::sockopt::RcvBufForce,
+                &recv_buffer,
+            );
+        }
+        socket.bind(&addr.into())?;
+        if addr.port() == 0 {
+            if let Some(bound) = socket.local_addr()?.as_socket() {
+                addr = bound;
+            }
+        }
+        sockets.push(socket.into());
+    }
+    Ok(sockets)
+}
+
+/// Longest pause after a receive call that emptied the queue (see `IdlePause`).
+const IDLE_PAUSE_MAX: Duration = Duration::from_millis(10);
+/// Pauses shorter than this are not worth a sleep.
+const IDLE_PAUSE_MIN: Duration = Duration::from_micros(50);
+/// Kernel bookkeeping per queued datagram beyond its payload (skb truesize;
+/// generous on purpose).
+const SKB_OVERHEAD: usize = 2048;
+/// Datagrams taken per `recvmmsg` call.
+const RECV_BATCH: usize = 32;
+
+/// Buffers for receiving up to [`RECV_BATCH`] datagrams in one system call;
+/// each slot holds the largest possible datagram, so nothing is truncated.
+struct RecvBatch {
+    /// RECV_BATCH slots of MAX_DATAGRAM bytes.
+    buffers: Vec<u8>,
+    /// Bytes received in each slot by the last call.
+    lengths: [usize; RECV_BATCH],
+}
+
+impl RecvBatch {
+    fn new() -> RecvBatch {
+        RecvBatch {
+            buffers: vec![0u8; RECV_BATCH * MAX_DATAGRAM],
+            lengths: [0; RECV_BATCH],
+        }
+    }
+
+    /// Receives at least one datagram (blocking up to the socket's read
+    /// timeout unless `nonblocking`) and as many more as are queued.
+    fn recv(&mut self, socket: &std::net::UdpSocket, nonblocking: bool) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: iovec and mmsghdr are plain C structs for which all-zero
+        // bytes are a valid (empty) value.
+        let mut iovecs: [libc::iovec; RECV_BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut headers: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+        // One base pointer for every slot: no slot's pointer is derived from
+        // a borrow that a later slot's borrow would invalidate.
+        let base = self.buffers.as_mut_ptr();
+        for (slot, (iov, header)) in iovecs.iter_mut().zip(headers.iter_mut()).enumerate() {
+            iov.iov_base = base.wrapping_add(slot * MAX_DATAGRAM).cast();
+            iov.iov_len = MAX_DATAGRAM;
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+        }
+        let flags = if nonblocking {
+            libc::MSG_DONTWAIT
+        } else {
+            libc::MSG_WAITFORONE
+        };
+        // SAFETY: each header points at one iovec in `iovecs`, and each iovec
+        // at its own MAX_DATAGRAM-byte slot of `self.buffers`
+        // (RECV_BATCH * MAX_DATAGRAM bytes long); all of them live, unmoved,
+        // until the call returns, and the kernel writes at most `iov_len`
+        // bytes into each. The fd is open for as long as `socket` is.
+        let received = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                headers.as_mut_ptr(),
+                RECV_BATCH as libc::c_uint,
+                flags,
+                std::ptr::null_mut(),
+            )
+        };
+        if received < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let received = received as usize;
+        for (length, header) in self.lengths.iter_mut().zip(&headers).take(received) {
+            *length = header.msg_len as usize;
+        }
+        Ok(received)
+    }
+
+    fn datagram(&self, slot: usize) -> &[u8] {
+        let start = slot * MAX_DATAGRAM;
+        &self.buffers[start..start + self.lengths[slot].min(MAX_DATAGRAM)]
+    }
+}
+
+/// After a receive call that emptied the queue, waits a little so the next
+/// call takes many datagrams instead of waking up for each one: most of the
+/// CPU per datagram at moderate rates is the wake-up. The wait is sized from
+/// the arrival rate so the queue fills at most an eighth of the socket's
+/// receive buffer meanwhile: a small buffer (unprivileged, low rmem_max)
+/// gets short pauses or none. Under full load batches come back full and no
+/// pause happens at all.
+struct IdlePause {
+    /// The socket's receive buffer, as the kernel reports it.
+    buffer: usize,
+    /// When the last pause ended (or the worker started).
+    since: Instant,
+    /// Datagrams received since then.
+    datagrams: usize,
+    /// Their bytes.
+    bytes: usize,
+}
+
+impl IdlePause {
+    fn new(buffer: usize) -> IdlePause {
+        IdlePause {
+            buffer,
+            since: Instant::now(),
+            datagrams: 0,
+            bytes: 0,
+        }
+    }
+
+    fn count(&mut self, datagrams: usize, bytes: usize) {
+        self.datagrams += datagrams;
+        self.bytes += bytes;
+    }
+
+    fn after_drain(&mut self) {
+        let elapsed = self.since.elapsed().as_secs_f64().max(1e-6);
+        let rate = self.datagrams as f64 / elapsed;
+        let per_datagram = self.bytes / self.datagrams.max(1) + SKB_OVERHEAD;
+        let room = (self.buffer / 8 / per_datagram) as f64;
+        let wait = (room / rate.max(1.0)).min(IDLE_PAUSE_MAX.as_secs_f64());
+        if wait >= IDLE_PAUSE_MIN.as_secs_f64() {
+            std::thread::sleep(Duration::from_secs_f64(wait));
+        }
+        self.since = Instant::now();
+        self.datagrams = 0;
+        self.bytes = 0;
+    }
+}
+
+/// Runs one UDP receive worker until `stop`; then drains what the kernel
+/// already holds so a shutdown loses nothing that arrived.
+pub fn worker(
+    socket: std::net::UdpSocket,
+    shard: Arc<ShardCell>,
+    intake: Arc<Intake>,
+    stop: CancellationToken,
+) {
+    if let Err(e) = socket.set_read_timeout(Some(UDP_POLL)) {
+        intake
+            .logs
+            .intake
+            .error(|| format!("cannot set UDP read timeout: {e}"));
+    }
+    let mut batch = RecvBatch::new();
+    let mut pause = IdlePause::new(
+        socket2::SockRef::from(&socket)
+            .recv_buffer_size()
+            .unwrap_or(0),
+    );
+    loop {
+        let stopping = stop.is_cancelled();
+        match batch.recv(&socket, stopping) {
+            Ok(received) => {
+                // One lock per batch: the flush only takes it to swap.
+                let bytes = shard.with(|shard| {
+                    let mut bytes = 0;
+                    for slot in 0..received {
+                        let datagram = batch.datagram(slot);
+                        bytes += datagram.len();
+                        intake.ingest(shard, datagram);
+                    }
+                    bytes
+                });
+                pause.count(received, bytes);
+                if received < RECV_BATCH && !stopping {
+                    pause.after_drain();
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if stopping {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                intake
+                    .logs
+                    .intake
+                    .error(|| format!("UDP receive failed: {e}"));
+                if stopping {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Datagrams the kernel dropped on UDP sockets bound to `port`, from
+/// /proc/net/udp and udp6 (the last column). None where /proc is absent.
+pub fn kernel_udp_drops(port: u16) -> Option<u64> {
+    let port_hex = format!(":{port:04X}");
+    let mut total = None;
+    for path in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields
+                .get(1)
+                .is_some_and(|local| local.ends_with(&port_hex))
+            {
+                if let Some(drops) = fields.last().and_then(|d| d.parse::<u64>().ok()) {
+                    *total.get_or_insert(0) += drops;
+                }
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,136 @@
+//! The publisher's retry and deadline logic on a paused clock: a scripted
+//! carbon records when each attempt came.
+
+use super::*;
+
+/// Fails `failures` times, then delivers everything; or never answers.
+struct Scripted {
+    /// Attempts still to fail.
+    failures: usize,
+    /// Never answer at all (carbon stalled).
+    hang: bool,
+    /// When each attempt came, from the test's start.
+    attempts: Attempts,
+    /// The test's start.
+    start: Instant,
+}
+
+type Attempts = Arc<parking_lot::Mutex<Vec<Duration>>>;
+
+impl std::fmt::Display for Scripted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("scripted carbon")
+    }
+}
+
+impl Deliver for Scripted {
+    async fn deliver(&mut self, backlog: &mut Backlog) -> Result<usize, PublishError> {
+        self.attempts.lock().push(self.start.elapsed());
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        if self.failures > 0 {
+            self.failures -= 1;
+            return Err(PublishError::Socket(
+                io::ErrorKind::ConnectionRefused.into(),
+            ));
+        }
+        let mut sent = 0;
+        while let Some(payload) = backlog.pop() {
+            sent += payload.lines;
+        }
+        Ok(sent)
+    }
+}
+
+fn publisher(failures: usize, hang: bool) -> (Publisher<Scripted>, Arc<PublishStats>, Attempts) {
+    let attempts = Attempts::default();
+    let stats = Arc::new(PublishStats::default());
+    let target = Scripted {
+        failures,
+        hang,
+        attempts: attempts.clone(),
+        start: Instant::now(),
+    };
+    let limits = BacklogLimits {
+        max_bytes: 1 << 20,
+        max_lines: 0,
+    };
+    let publisher = Publisher::new(
+        target,
+        limits,
+        stats.clone(),
+        Arc::new(Logs::default()),
+        Duration::from_secs(4),
+    );
+    (publisher, stats, attempts)
+}
+
+fn secs(list: &[Duration]) -> Vec<f64> {
+    list.iter().map(Duration::as_secs_f64).collect()
+}
+
+fn payload(lines: usize) -> Payload {
+    Payload {
+        data: vec![b'x'; lines * 10],
+        lines,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_double_up_to_the_interval_then_deliver() {
+    let (publisher, stats, attempts) = publisher(5, false);
+    let (payloads, incoming) = mpsc::unbounded_channel();
+    payloads.send(payload(7)).unwrap();
+    let run = tokio::spawn(publisher.run(incoming, Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    drop(payloads);
+    run.await.unwrap();
+    // 0.5 s, then doubling, capped at the 4 s interval.
+    assert_eq!(
+        secs(&attempts.lock()),
+        [0.0, 0.5, 1.5, 3.5, 7.5, 11.5],
+        "attempt times"
+    );
+    assert_eq!(stats.error_socket.get(), 5);
+    assert_eq!(stats.flush_errors.get(), 1, "one flush, counted once");
+    assert_eq!((stats.ok.get(), stats.published_lines.get()), (1, 7));
+    assert_eq!(stats.backlog_lines.get(), 0);
+    assert_eq!(stats.backlog_dropped_lines.get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_deadline_bounds_a_stalled_attempt() {
+    let (publisher, stats, attempts) = publisher(0, true);
+    let (payloads, incoming) = mpsc::unbounded_channel();
+    payloads.send(payload(3)).unwrap();
+    let started = Instant::now();
+    let run = tokio::spawn(publisher.run(incoming, Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(payloads);
+    run.await.unwrap();
+    // The stream ends at 1 s; its 5 s budget ends the stalled attempt, and
+    // the last attempt gets what is left of the budget (nothing).
+    assert_eq!(started.elapsed(), Duration::from_secs(6));
+    assert_eq!(secs(&attempts.lock()), [0.0, 6.0]);
+    assert_eq!(stats.backlog_dropped_lines.get(), 3, "the loss is counted");
+    assert_eq!(stats.ok.get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_carbon_at_shutdown_gets_one_last_attempt() {
+    let (publisher, stats, attempts) = publisher(usize::MAX, false);
+    let (payloads, incoming) = mpsc::unbounded_channel();
+    payloads.send(payload(2)).unwrap();
+    let run = tokio::spawn(publisher.run(incoming, Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    drop(payloads);
+    run.await.unwrap();
+    assert_eq!(secs(&attempts.lock()), [0.0, 0.5, 1.0]);
+    assert_eq!(stats.backlog_dropped_lines.get(), 2);
+    assert_eq!(
+        stats.flush_errors.get(),
+        2,
+        "the final attempt counts as a flush's"
+    );
+}
