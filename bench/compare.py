@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where cargo put bench/run.sh's build: the workspace's target dir, at the root.
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 META_PREFIXES = (b"statsd.", b"stats.statsd.", b"stats_counts.statsd.")
 NUMSTATS = b"statsd.numStats"
@@ -689,7 +691,7 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
              "Compare the ratio at loads where both lose little.")
 
     L.append("\n## How it is measured\n")
-    L.append("- `statsd-bench` (src/bin/statsd-bench.rs) sends deterministic lines `bench.c.<i>:1|c` with "
+    L.append("- `statsd-bench` (bench/statsd-bench) sends deterministic lines `bench.c.<i>:1|c` with "
              "`sendmmsg`, paced by a token bucket, and prints exactly how many lines it sent (JSON).")
     L.append("- Lines counted: the counter values that reached the fake carbon, summed over every flush: "
              "Etsy's `stats_counts.bench.c.*`; ours `stats.bench.c.*` (a per-second rate) × the flush interval.")
@@ -763,9 +765,9 @@ def main():
     ap.add_argument("--names-sizes", default="100000,1000000")
     ap.add_argument("--no-names", action="store_true")
     ap.add_argument("--servers", default="ours,etsy")
-    ap.add_argument("--ours-bin", default=str(ROOT / "target/release/statsd"))
+    ap.add_argument("--ours-bin", default=str(TARGET / "release/statsd"))
     ap.add_argument("--ours-args", default="", help="extra flags for our server, e.g. '--workers 2'")
-    ap.add_argument("--bench-bin", default=str(ROOT / "target/release/statsd-bench"))
+    ap.add_argument("--bench-bin", default=str(TARGET / "release/statsd-bench"))
     ap.add_argument("--etsy", default=str(ROOT / "bench/.etsy/node_modules/statsd/stats.js"))
     ap.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--render-only", metavar="RESULTS_JSON",

@@ -24,7 +24,8 @@ if [ ! -f "$ETSY_DIR/node_modules/statsd/stats.js" ]; then
 fi
 
 echo "[bench] building release binaries" >&2
-timeout 1200 cargo build --release --bin statsd --bin statsd-bench >&2
+# statsd-bench is a package of its own in the workspace (bench/statsd-bench).
+timeout 1200 cargo build --release -p statsd -p statsd-bench --bin statsd --bin statsd-bench >&2
 
 exec timeout 3600 python3 bench/compare.py \
     --etsy "$ETSY_DIR/node_modules/statsd/stats.js" "--argv=$*" "$@"

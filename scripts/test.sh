@@ -23,7 +23,8 @@ command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 # cargo-deb builds the .deb that contrib/test-deb.sh installs and runs.
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
-cargo build --all-targets
+# --workspace: the load generator (bench/statsd-bench) is a package of its own.
+cargo build --workspace --all-targets
 # The Debian package: build, dpkg -i, run under runsv, purge (needs root).
 if [ "$(id -u)" -eq 0 ]; then
   bash contrib/test-deb.sh
@@ -32,4 +33,4 @@ else
 fi
 # Every Rust test: unit, golden, property, black box against the real binary
 # and the real peers (nsca, carbon, runit, Python's xmlrpc.client).
-cargo nextest run --no-fail-fast "$@"
+cargo nextest run --workspace --no-fail-fast "$@"

@@ -27,7 +27,9 @@
 //! - [`logging`]: rate-limited messages on stderr.
 //! - [`server`]: wiring only: `run(listeners, config, shutdown)`.
 //!
-//! Binaries: `statsd` (the daemon), `statsdmonitor` (prints `istats`).
+//! Binaries: `statsd` (the daemon), `statsdmonitor` (prints `istats`). The load
+//! generator `statsd-bench` is a workspace member of its own (bench/statsd-bench),
+//! so it is not part of this package.
 
 pub mod admin;
 pub mod aggregate;

@@ -726,15 +726,41 @@ fn statsdmonitor_times_out_on_a_silent_server() {
     drop(silent);
 }
 
+/// Reads one whole request, head and Content-Length body (bounded). The monitor may
+/// send them in separate writes, and a server that closes with bytes unread makes
+/// the kernel reset the connection, so the client would see a reset, not the answer.
+fn read_request(s: &mut TcpStream) {
+    let _ = s.set_read_timeout(Some(IO_BOUND));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.len() < 1 << 20 {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head)) = req.parse(&got) {
+            let length = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+                .unwrap_or(0usize);
+            if got.len() >= head + length {
+                return;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 /// A one-shot server that answers whatever `answer` is, for client error paths.
 fn canned_server(answer: &'static [u8]) -> (u16, std::thread::JoinHandle<()>) {
     let l = StdListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     let handle = std::thread::spawn(move || {
         if let Ok((mut s, _)) = l.accept() {
-            let _ = s.set_read_timeout(Some(IO_BOUND));
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
+            read_request(&mut s);
             let _ = s.write_all(answer);
         }
     });
@@ -871,9 +897,7 @@ fn statsdmonitor_does_not_wait_for_close_after_a_complete_answer() {
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let handle = std::thread::spawn(move || {
         if let Ok((mut s, _)) = l.accept() {
-            let _ = s.set_read_timeout(Some(IO_BOUND));
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
+            read_request(&mut s);
             let body = format!(
                 "<methodResponse><params><param><value><string>{}</string></value></param></params></methodResponse>",
                 r#"{"b": 2, "a": 1.50}"#.replace('"', "&quot;")

@@ -5,21 +5,20 @@
 //! server wrote them. Any failure is one line on stderr and exit code 1; a bad
 //! command line is one line on stderr and exit code 2.
 //!
-//! The client is a small blocking HTTP/1.0 one (one request per connection, so the
-//! answer is never chunked and ends at EOF); XML-RPC documents go through `dxr`,
-//! the same crate the server uses.
+//! The HTTP client is `ureq` (blocking, one connection per call, no proxy, no
+//! redirects); XML-RPC documents go through `dxr`, the same crate the server uses.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::{IsTerminal, Write};
+use std::net::ToSocketAddrs;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use dxr::{FaultResponse, MethodCall, MethodResponse, Value};
 use serde_json::value::RawValue;
 
-/// Largest answer read; the stats object is a few KiB.
+/// Largest answer body read; the stats object is a few KiB.
 const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Print a StatsD server's internal stats, one `key: value` a line, sorted by key.
@@ -164,10 +163,12 @@ struct Target {
     host: String,
     /// Monitoring port.
     port: u16,
-    /// Request path.
-    path: String,
+    /// `http://host:port/path`.
+    url: String,
     /// Budget for one whole call.
     timeout: Duration,
+    /// The HTTP client, configured once for every call.
+    agent: ureq::Agent,
 }
 
 impl Target {
@@ -182,20 +183,35 @@ impl Target {
         } else {
             format!("/{}", cli.path)
         };
+        let timeout = Duration::from_secs_f64(cli.timeout);
+        let config = ureq::Agent::config_builder()
+            // One budget for resolving, connecting, sending and receiving.
+            .timeout_global(Some(timeout))
+            // Any status but 200 is reported by us, with its code.
+            .http_status_as_error(false)
+            // The endpoint never redirects; a redirect is an answer to report.
+            .max_redirects(0)
+            // A monitor talks to its own host's daemon: HTTP_PROXY must not apply.
+            .proxy(None)
+            // One connection per call, as the original monitor did: nothing is
+            // kept open between --watch refreshes.
+            .max_idle_connections(0)
+            .user_agent(concat!("statsdmonitor/", env!("CARGO_PKG_VERSION")))
+            .build();
         Target {
+            url: format!("http://{display}{path}"),
             display,
             host: cli.host.clone(),
             port: cli.port,
-            path,
-            timeout: Duration::from_secs_f64(cli.timeout),
+            timeout,
+            agent: config.into(),
         }
     }
 }
 
 /// Calls `istats` and returns the JSON text, or a one-line reason.
 fn fetch(t: &Target) -> Result<String, String> {
-    let deadline = Instant::now() + t.timeout;
-    let mut stream = connect(t, deadline)?;
+    resolve(t)?;
     let call = MethodCall {
         name: "istats".into(),
         params: Vec::new(),
@@ -204,52 +220,90 @@ fn fetch(t: &Target) -> Result<String, String> {
         .to_xml()
         .map_err(|e| format!("cannot encode the request: {e}"))?;
     let body = format!("<?xml version=\"1.0\"?>\n{body}");
-    let request = format!(
-        "POST {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: statsdmonitor/{}\r\n\
-         Content-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        t.path,
-        t.display,
-        env!("CARGO_PKG_VERSION"),
-        body.len(),
-        body
-    );
-    let io_err = |e: std::io::Error| {
-        if matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ) {
-            timed_out(t)
-        } else {
-            format!("lost connection to {}: {}", t.display, os_text(&e))
-        }
-    };
-    set_io_timeout(&stream, deadline).map_err(|_| timed_out(t))?;
-    stream.write_all(request.as_bytes()).map_err(io_err)?;
-    let mut answer = Vec::new();
-    let mut limited = (&mut stream).take(MAX_ANSWER_BYTES + 1);
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        set_io_timeout(limited.get_ref(), deadline).map_err(|_| timed_out(t))?;
-        match limited.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                answer.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                // A server that keeps the connection open anyway must not cost a timeout.
-                if is_complete(&answer) {
-                    break;
-                }
+    let mut response = t
+        .agent
+        .post(&t.url)
+        .header("Content-Type", "text/xml")
+        // No keep-alive: the server may free the connection as soon as it answered.
+        .header("Connection", "close")
+        .send(body.as_str())
+        .map_err(|e| describe(t, e))?;
+    let status = response.status();
+    if status != ureq::http::StatusCode::OK {
+        // ureq keeps no reason phrase; the standard one stands in for it.
+        let code = status.as_u16();
+        return Err(match status.canonical_reason() {
+            Some(reason) => format!("bad answer from {}: HTTP {code} {reason}", t.display),
+            None => format!("bad answer from {}: HTTP {code}", t.display),
+        });
+    }
+    let answer = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER_BYTES)
+        .read_to_vec()
+        .map_err(|e| match e {
+            // A close-delimited body ends at EOF without error, so this one was announced
+            // (Content-Length or chunks) and cut short.
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                format!(
+                    "bad answer from {}: answer shorter than announced",
+                    t.display
+                )
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_err(e)),
-        }
-    }
-    if answer.len() as u64 > MAX_ANSWER_BYTES {
-        return Err(format!(
-            "bad answer from {}: larger than {MAX_ANSWER_BYTES} bytes",
-            t.display
-        ));
-    }
+            e => describe(t, e),
+        })?;
     parse_answer(&answer).map_err(|e| format!("bad answer from {}: {e}", t.display))
+}
+
+/// ureq reports a failed lookup as a bare I/O error, like a failed connect; looking
+/// the host up first keeps "cannot resolve" apart from "cannot reach".
+fn resolve(t: &Target) -> Result<(), String> {
+    let mut addrs = (t.host.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {}", t.host, os_text(&e)))?;
+    match addrs.next() {
+        Some(_) => Ok(()),
+        None => Err(format!("cannot resolve {}: no address", t.host)),
+    }
+}
+
+/// One line for a failed call.
+fn describe(t: &Target, e: ureq::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e {
+        ureq::Error::Timeout(_) => timed_out(t),
+        ureq::Error::HostNotFound => format!("cannot resolve {}: no address", t.host),
+        ureq::Error::Io(e) => match e.kind() {
+            K::TimedOut | K::WouldBlock => timed_out(t),
+            // Closed before a whole response head arrived.
+            K::UnexpectedEof => format!("bad answer from {}: incomplete HTTP response", t.display),
+            // What connect(2) answers when every address of the host said no.
+            K::ConnectionRefused
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+            | K::AddrNotAvailable => format!("cannot reach {}: {}", t.display, os_text(&e)),
+            _ => format!("lost connection to {}: {}", t.display, os_text(&e)),
+        },
+        ureq::Error::BodyExceedsLimit(n) => {
+            format!("bad answer from {}: larger than {n} bytes", t.display)
+        }
+        ureq::Error::Protocol(e) => {
+            format!("bad answer from {}: not an HTTP response ({e})", t.display)
+        }
+        ureq::Error::LargeResponseHeader(..) => {
+            format!("bad answer from {}: HTTP header too large", t.display)
+        }
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
+            format!("cannot call {}: {}", t.url, one_line(&e.to_string()))
+        }
+        other => format!(
+            "call to {} failed: {}",
+            t.display,
+            one_line(&other.to_string())
+        ),
+    }
 }
 
 fn timed_out(t: &Target) -> String {
@@ -260,96 +314,18 @@ fn timed_out(t: &Target) -> String {
     )
 }
 
-/// Tries every address of the host within the deadline, reporting the last failure.
-fn connect(t: &Target, deadline: Instant) -> Result<TcpStream, String> {
-    let addrs: Vec<SocketAddr> = (t.host.as_str(), t.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {}", t.host, os_text(&e)))?
-        .collect();
-    let mut last = format!("cannot resolve {}: no address", t.host);
-    for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out(t));
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(s) => return Ok(s),
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => last = timed_out(t),
-            Err(e) => last = format!("cannot reach {}: {}", t.display, os_text(&e)),
-        }
-    }
-    Err(last)
-}
-
-/// Sets the socket timeouts to what is left of the call's budget.
-fn set_io_timeout(s: &TcpStream, deadline: Instant) -> std::io::Result<()> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(std::io::ErrorKind::TimedOut.into());
-    }
-    s.set_read_timeout(Some(left))?;
-    s.set_write_timeout(Some(left))
-}
-
 /// "Connection refused", not "Connection refused (os error 111)".
 fn os_text(e: &std::io::Error) -> String {
     let text = e.to_string();
-    match text.find(" (os error ") {
+    let text = match text.find(" (os error ") {
         Some(i) => text.get(..i).unwrap_or(&text).to_owned(),
         None => text,
-    }
+    };
+    one_line(&text)
 }
 
-/// True once `raw` holds a response head and all the body its Content-Length announces.
-fn is_complete(raw: &[u8]) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    let Ok(httparse::Status::Complete(head_len)) = resp.parse(raw) else {
-        return false;
-    };
-    let length = resp.headers.iter().find_map(|h| {
-        h.name.eq_ignore_ascii_case("content-length").then(|| {
-            std::str::from_utf8(h.value)
-                .ok()?
-                .trim()
-                .parse::<usize>()
-                .ok()
-        })?
-    });
-    length.is_some_and(|n| raw.len().saturating_sub(head_len) >= n)
-}
-
-/// HTTP answer -> the string `istats` returned.
-fn parse_answer(raw: &[u8]) -> Result<String, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(raw) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err(String::from("incomplete HTTP response")),
-        Err(e) => return Err(format!("not an HTTP response ({e})")),
-    };
-    let code = resp.code.unwrap_or(0);
-    if code != 200 {
-        return Err(format!(
-            "HTTP {code} {}",
-            one_line(resp.reason.unwrap_or(""))
-        ));
-    }
-    let mut body = raw.get(head_len..).unwrap_or_default();
-    for h in resp.headers.iter() {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(String::from("chunked answer to an HTTP/1.0 request"));
-        }
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let n: usize = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| String::from("bad Content-Length"))?;
-            body = body
-                .get(..n)
-                .ok_or_else(|| String::from("answer shorter than its Content-Length"))?;
-        }
-    }
+/// The body of an HTTP 200 answer -> the string `istats` returned.
+fn parse_answer(body: &[u8]) -> Result<String, String> {
     let text = std::str::from_utf8(body).map_err(|_| String::from("answer is not UTF-8"))?;
     statsd::admin::check_xml(text)?;
     if let Ok(resp) = MethodResponse::from_xml(text) {
@@ -363,4 +339,116 @@ fn parse_answer(raw: &[u8]) -> Result<String, String> {
         return Err(format!("server fault {}: {msg}", f.fault.code()));
     }
     Err(String::from("not an XML-RPC response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(args: &[&str]) -> Target {
+        let cli = Cli::try_parse_from(std::iter::once("statsdmonitor").chain(args.iter().copied()))
+            .expect("valid arguments");
+        Target::new(&cli)
+    }
+
+    fn response(value: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\"?><methodResponse><params><param><value>{value}</value>\
+             </param></params></methodResponse>"
+        )
+    }
+
+    #[test]
+    fn target_brackets_ipv6_and_adds_the_leading_slash() {
+        let t = target(&["::1", "8135", "--path", "RPC2", "--timeout", "0.5"]);
+        assert_eq!(t.display, "[::1]:8135");
+        assert_eq!(t.url, "http://[::1]:8135/RPC2");
+        assert_eq!(t.timeout, Duration::from_millis(500));
+        let t = target(&["localhost", "8135"]);
+        assert_eq!(t.url, "http://localhost:8135/RPC2");
+    }
+
+    #[test]
+    fn render_sorts_keys_keeps_numbers_and_unquotes_strings() {
+        let json = r#"{"b": 1.50, "a": "x\ny", "c": 1e-06}"#;
+        assert_eq!(
+            render(json, false).as_deref(),
+            Ok("a: x y\nb: 1.50\nc: 1e-06\n")
+        );
+        assert_eq!(render(json, true), Ok(format!("{json}\n")));
+        assert!(render("[1, 2]", false)
+            .unwrap_err()
+            .starts_with("istats did not return a JSON object"));
+    }
+
+    #[test]
+    fn parse_answer_returns_the_string_or_a_reason() {
+        let ok = response("<string>{&quot;a&quot;: 1}</string>");
+        assert_eq!(parse_answer(ok.as_bytes()).as_deref(), Ok(r#"{"a": 1}"#));
+        let int = response("<int>3</int>");
+        assert_eq!(
+            parse_answer(int.as_bytes()),
+            Err(String::from("istats did not return a string"))
+        );
+        let fault = "<methodResponse><fault><value><struct>\
+            <member><name>faultCode</name><value><int>-32603</int></value></member>\
+            <member><name>faultString</name><value><string>bad\nthing</string></value></member>\
+            </struct></value></fault></methodResponse>";
+        assert_eq!(
+            parse_answer(fault.as_bytes()),
+            Err(String::from("server fault -32603: bad thing"))
+        );
+        assert_eq!(
+            parse_answer(b"<html></html>"),
+            Err(String::from("not an XML-RPC response"))
+        );
+        assert_eq!(
+            parse_answer(b"\xff\xfe"),
+            Err(String::from("answer is not UTF-8"))
+        );
+    }
+
+    #[test]
+    fn describe_gives_one_line_per_kind_of_failure() {
+        use std::io::{Error, ErrorKind};
+        let t = target(&["127.0.0.1", "8135", "--timeout", "0.3"]);
+        let cases = [
+            (
+                ureq::Error::Timeout(ureq::Timeout::Global),
+                "no answer from 127.0.0.1:8135 within 0.3 s",
+            ),
+            (
+                ureq::Error::Io(Error::from_raw_os_error(libc::ECONNREFUSED)),
+                "cannot reach 127.0.0.1:8135: Connection refused",
+            ),
+            (
+                ureq::Error::Io(Error::from_raw_os_error(libc::ECONNRESET)),
+                "lost connection to 127.0.0.1:8135: Connection reset by peer",
+            ),
+            (
+                ureq::Error::Io(Error::new(ErrorKind::TimedOut, "slow")),
+                "no answer from 127.0.0.1:8135 within 0.3 s",
+            ),
+            (
+                ureq::Error::Io(Error::new(ErrorKind::UnexpectedEof, "Peer disconnected")),
+                "bad answer from 127.0.0.1:8135: incomplete HTTP response",
+            ),
+            (
+                ureq::Error::BodyExceedsLimit(MAX_ANSWER_BYTES),
+                "bad answer from 127.0.0.1:8135: larger than 16777216 bytes",
+            ),
+            (
+                ureq::Error::HostNotFound,
+                "cannot resolve 127.0.0.1: no address",
+            ),
+        ];
+        for (error, want) in cases {
+            assert_eq!(describe(&t, error), want);
+        }
+    }
+
+    #[test]
+    fn one_line_replaces_control_characters() {
+        assert_eq!(one_line("a\r\nb\tc"), "a  b c");
+    }
 }
