@@ -45,6 +45,7 @@ pub async fn run(
         max_line_bytes: config.limits.max_line_bytes,
         debug: config.flush.debug,
         debug_metric: config.flush.debug_metric.clone(),
+        signed_gauges_set: config.signed_gauges_set,
         logs: logs.clone(),
     });
 

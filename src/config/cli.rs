@@ -15,7 +15,11 @@ use crate::{aggregate, protocol, render};
     name = "statsd",
     version,
     about = "StatsD server: counters, gauges, timers and sets over UDP and TCP, aggregated and flushed to Graphite",
-    after_help = "Metrics listen on UDP and TCP at --port; XML-RPC monitoring (istats) on port+10."
+    after_help = "Metrics listen on UDP and TCP at --port; XML-RPC monitoring (istats) on port+10.",
+    // As the original's argparse: unambiguous abbreviations of long flags
+    // (`--flush 2`), and a repeated flag's last value wins.
+    infer_long_args = true,
+    args_override_self = true
 )]
 pub struct Cli {
     /// Alert mode: send an NSCA passive check every --alert-interval seconds
@@ -177,4 +181,8 @@ pub struct Cli {
     /// Send the 720-byte NSCA 2.7 packet instead of the 4304-byte 2.9 one
     #[arg(long = "nsca-legacy-packet")]
     pub nsca_legacy_packet: bool,
+
+    /// Gauge values with a sign (+5, -5) set the gauge, as the original did, instead of adding to it
+    #[arg(long = "signed-gauges-set")]
+    pub signed_gauges_set: bool,
 }

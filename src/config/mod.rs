@@ -55,6 +55,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `-a`: the NSCA check, when on.
     pub alert: Option<AlertSettings>,
+    /// `--signed-gauges-set`: `+5`/`-5` set a gauge, as the original did.
+    pub signed_gauges_set: bool,
 }
 
 /// What `-a` needs: the client (the send_nsca.cfg file read once, here), who
@@ -211,6 +213,7 @@ impl Config {
             },
             shutdown_timeout: seconds("--shutdown-timeout", cli.shutdown_timeout)?,
             alert: alert_settings(&cli)?,
+            signed_gauges_set: cli.signed_gauges_set,
         })
     }
 
@@ -230,6 +233,10 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        if let Some(error) = ambiguous_abbreviation(&args) {
+            return Err(ParseOutcome::Invalid(error));
+        }
         match Cli::try_parse_from(args) {
             Ok(cli) => Config::from_cli(cli).map_err(ParseOutcome::Invalid),
             Err(error) => match error.kind() {
@@ -296,6 +303,43 @@ fn alert_settings(cli: &Cli) -> Result<Option<AlertSettings>, String> {
             .unwrap_or_else(|| cli.metadata_prefix.clone()),
         interval,
     }))
+}
+
+/// An abbreviated long flag that more than one flag starts with, named
+/// with its candidates as the original's argparse did (clap only says it
+/// is unknown).
+fn ambiguous_abbreviation(args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let longs: Vec<&str> = command
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .collect();
+    for arg in args.iter().skip(1) {
+        let text = arg.to_str()?;
+        if text == "--" {
+            return None;
+        }
+        let Some(flag) = text.strip_prefix("--") else {
+            continue;
+        };
+        let flag = flag.split('=').next().unwrap_or(flag);
+        if flag.is_empty() || longs.contains(&flag) {
+            continue;
+        }
+        let candidates: Vec<String> = longs
+            .iter()
+            .filter(|long| long.starts_with(flag))
+            .map(|long| format!("--{long}"))
+            .collect();
+        if candidates.len() > 1 {
+            return Some(format!(
+                "ambiguous option: --{flag} could match {}",
+                candidates.join(", ")
+            ));
+        }
+    }
+    None
 }
 
 /// Why parsing did not give a config.
@@ -412,6 +456,34 @@ mod tests {
                 }
                 other => panic!("{args:?}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn abbreviations_and_repeats_as_argparse() {
+        let c = parse(&[
+            "--flush",
+            "2",
+            "--graphite-h",
+            "carbon",
+            "-p",
+            "1",
+            "-p",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(c.flush_interval, Duration::from_secs(2));
+        assert_eq!(c.bind.port, 9, "the last one wins");
+        match &c.target {
+            Target::Graphite(carbon) => assert_eq!(carbon.host, "carbon"),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["--graphite", "x"]) {
+            Err(ParseOutcome::Invalid(line)) => assert!(
+                line.contains("--graphite-host") && line.contains("--graphite-port"),
+                "{line}"
+            ),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::aggregate::Shard;
 use crate::logging::{print_line, Logs};
-use crate::protocol;
+use crate::protocol::{self, Value};
 
 pub use cell::ShardCell;
 pub use framing::LineFramer;
@@ -29,6 +29,8 @@ pub struct Intake {
     pub debug: bool,
     /// `-d -m TEXT`: echo incoming lines whose name contains TEXT.
     pub debug_metric: Option<String>,
+    /// `+5`/`-5` gauge values set the gauge (the original's meaning).
+    pub signed_gauges_set: bool,
     /// Rate-limited stderr.
     pub logs: Arc<Logs>,
 }
@@ -40,6 +42,7 @@ impl Intake {
             max_line_bytes,
             debug: false,
             debug_metric: None,
+            signed_gauges_set: false,
             logs: Arc::new(Logs::default()),
         }
     }
@@ -55,6 +58,13 @@ impl Intake {
             lines += 1;
             match protocol::parse_line_into(line, self.max_line_bytes, &mut values) {
                 Ok(parsed) => {
+                    if self.signed_gauges_set {
+                        for value in &mut values {
+                            if let Value::Gauge { delta, .. } = value {
+                                *delta = false;
+                            }
+                        }
+                    }
                     match parsed.timestamp {
                         None => shard.apply(&parsed.key, &values),
                         Some(at) => shard.apply_at(&parsed.key, &values, at),
