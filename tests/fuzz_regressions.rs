@@ -47,6 +47,11 @@ fn parse_line_inputs() {
 }
 
 #[test]
+fn dogstatsd_fields_inputs() {
+    replay("dogstatsd_fields", fuzz_oracle::dogstatsd_fields);
+}
+
+#[test]
 fn xmlrpc_request_inputs() {
     replay("xmlrpc_request", fuzz_oracle::xmlrpc_request);
 }

@@ -5,6 +5,10 @@
 
 #![allow(dead_code)] // each includer uses only some of the checks
 
+mod fields;
+
+pub use fields::dogstatsd_fields;
+
 use std::sync::{Arc, OnceLock};
 
 use statsd::admin::{self, AdminLimits, IstatsSource};
