@@ -1,6 +1,7 @@
 //! The flush's first step: every shard of the interval merged into one
 //! [`Snapshot`], sorted by name so the output is stable.
 
+use super::stamped::StampedValues;
 use super::{saturate, GaugeState, GaugeUpdate, IntakeCounts, Map, Shard, TimerSamples};
 use crate::protocol::ParseError;
 
@@ -16,9 +17,9 @@ pub struct Snapshot {
     /// Distinct member counts of the sets of the interval.
     pub sets: Vec<(Box<str>, usize)>,
     /// Timestamped counter sums: `(name, second, sum)`.
-    pub stamped_counters: Vec<(Box<str>, u64, f64)>,
+    pub stamped_counters: StampedValues,
     /// Timestamped gauges: `(name, second, value)`.
-    pub stamped_gauges: Vec<(Box<str>, u64, f64)>,
+    pub stamped_gauges: StampedValues,
     /// What the shards took in during the interval.
     pub intake: IntakeCounts,
     /// One discarded line of the interval (cut short) and why.

@@ -22,7 +22,7 @@ use crate::protocol::{self, ParseError, Value};
 
 pub use gauge::{GaugeState, GaugeUpdate};
 pub use merge::{merge, Snapshot};
-pub use stamped::Stamped;
+pub use stamped::{Stamped, StampedValues};
 pub use timer::TimerSamples;
 
 /// Hasher for every name map and set member. Keyed at random per process so

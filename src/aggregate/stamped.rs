@@ -7,6 +7,9 @@ use hashbrown::HashMap;
 
 use super::{saturate, Hasher};
 
+/// `(name, second, value)`, as the flush writes them.
+pub type StampedValues = Vec<(Box<str>, u64, f64)>;
+
 /// One interval's timestamped values, per series and second.
 #[derive(Debug, Clone)]
 pub struct Stamped {
@@ -68,9 +71,9 @@ impl Stamped {
     }
 
     /// Sorted by name, then time: `(name, second, value)`.
-    pub fn into_sorted(self) -> (Vec<(Box<str>, u64, f64)>, Vec<(Box<str>, u64, f64)>) {
+    pub fn into_sorted(self) -> (StampedValues, StampedValues) {
         let sorted = |map: HashMap<(Box<str>, u64), f64, Hasher>| {
-            let mut list: Vec<_> = map.into_iter().map(|((k, t), v)| (k, t, v)).collect();
+            let mut list: StampedValues = map.into_iter().map(|((k, t), v)| (k, t, v)).collect();
             list.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
             list
         };

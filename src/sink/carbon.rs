@@ -1,13 +1,19 @@
-//! Carbon's plaintext protocol over TCP: resolve, connect and write the
-//! backlog in order, each step bounded in time.
+//! Carbon's plaintext protocol over TCP, with delivery confirmed: one
+//! connection per attempt; write every payload in order, shut down the
+//! write side, then wait for carbon's orderly close. Carbon closes only
+//! after reading to the end, so the close proves it read every line; a
+//! reset or a timeout before it means nothing of the attempt counts as
+//! delivered (resending is harmless: a `path value timestamp` lands in the
+//! same whisper slot, so delivery is at-least-once).
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::backlog::Backlog;
+use super::Payload;
 
 /// Where carbon listens and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +24,7 @@ pub struct Carbon {
     pub port: u16,
     /// Bound on name resolution plus connect.
     pub connect_timeout: Duration,
-    /// Bound on each write (and the closing shutdown).
+    /// Bound on each write, and on the wait for carbon's close.
     pub write_timeout: Duration,
 }
 
@@ -33,9 +39,15 @@ pub enum PublishError {
     Unknown(String),
 }
 
-/// Connects and writes the backlog in order; each payload written whole is
-/// removed at once so a later failure never resends it.
-pub async fn send_backlog(carbon: &Carbon, backlog: &mut Backlog) -> Result<usize, PublishError> {
+fn timed_out(what: &str, after: Duration) -> PublishError {
+    PublishError::Socket(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("{what} timed out after {after:?}"),
+    ))
+}
+
+/// Resolves and connects, trying each address within the connect bound.
+async fn connect(carbon: &Carbon) -> Result<TcpStream, PublishError> {
     let (host, port) = (carbon.host.as_str(), carbon.port);
     let addrs: Vec<_> = tokio::time::timeout(
         carbon.connect_timeout,
@@ -45,47 +57,51 @@ pub async fn send_backlog(carbon: &Carbon, backlog: &mut Backlog) -> Result<usiz
     .map_err(|_| PublishError::Unknown(format!("resolving {host} timed out")))?
     .map_err(|e| PublishError::Unknown(format!("cannot resolve {host}: {e}")))?
     .collect();
-    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address");
-    let mut stream = None;
+    let mut last_error = None;
     for addr in addrs {
         match tokio::time::timeout(carbon.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                stream = Some(s);
-                break;
-            }
-            Ok(Err(e)) => last_error = e,
-            Err(_) => {
-                last_error = io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("connect timed out after {:?}", carbon.connect_timeout),
-                )
-            }
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last_error = Some(PublishError::Socket(e)),
+            Err(_) => last_error = Some(timed_out("connect", carbon.connect_timeout)),
         }
     }
-    let mut stream = stream.ok_or_else(|| {
-        if last_error.kind() == io::ErrorKind::NotFound {
-            PublishError::Unknown(format!("{host} has no address"))
-        } else {
-            PublishError::Socket(last_error)
-        }
-    })?;
-    let mut sent = 0;
-    while let Some(payload) = backlog.front() {
-        match tokio::time::timeout(carbon.write_timeout, stream.write_all(&payload.data)).await {
+    Err(last_error.unwrap_or_else(|| PublishError::Unknown(format!("{host} has no address"))))
+}
+
+/// Delivers `batch` in order; Ok only once carbon has closed its side.
+pub async fn deliver(carbon: &Carbon, batch: &[Arc<Payload>]) -> Result<(), PublishError> {
+    let mut stream = connect(carbon).await?;
+    let bound = carbon.write_timeout;
+    for payload in batch {
+        match tokio::time::timeout(bound, stream.write_all(&payload.data)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(PublishError::Socket(e)),
-            Err(_) => {
-                return Err(PublishError::Socket(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("write timed out after {:?}", carbon.write_timeout),
-                )))
-            }
-        }
-        if let Some(done) = backlog.pop() {
-            sent += done.lines;
+            Err(_) => return Err(timed_out("write", bound)),
         }
     }
-    // A clean close makes carbon see the end of the last line at once.
-    let _ = tokio::time::timeout(carbon.write_timeout, stream.shutdown()).await;
-    Ok(sent)
+    match tokio::time::timeout(bound, stream.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(PublishError::Socket(e)),
+        Err(_) => return Err(timed_out("closing the write side", bound)),
+    }
+    // Carbon sends nothing on the plaintext port; whatever comes is skipped.
+    let mut sink = [0u8; 512];
+    let closed = tokio::time::timeout(bound, async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    match closed {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(PublishError::Socket(io::Error::new(
+            e.kind(),
+            format!("carbon did not confirm the lines (closed with {e})"),
+        ))),
+        Err(_) => Err(timed_out("waiting for carbon to close", bound)),
+    }
 }

@@ -2,6 +2,10 @@
 //! carbon records when each attempt came.
 
 use super::*;
+use crate::logging::Logs;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// Fails `failures` times, then delivers everything; or never answers.
 struct Scripted {
@@ -24,7 +28,7 @@ impl std::fmt::Display for Scripted {
 }
 
 impl Deliver for Scripted {
-    async fn deliver(&mut self, backlog: &mut Backlog) -> Result<usize, PublishError> {
+    async fn deliver(&mut self, _batch: &[Arc<Payload>]) -> Result<(), PublishError> {
         self.attempts.lock().push(self.start.elapsed());
         if self.hang {
             std::future::pending::<()>().await;
@@ -35,11 +39,7 @@ impl Deliver for Scripted {
                 io::ErrorKind::ConnectionRefused.into(),
             ));
         }
-        let mut sent = 0;
-        while let Some(payload) = backlog.pop() {
-            sent += payload.lines;
-        }
-        Ok(sent)
+        Ok(())
     }
 }
 
@@ -109,16 +109,15 @@ async fn shutdown_deadline_bounds_a_stalled_attempt() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     drop(payloads);
     run.await.unwrap();
-    // The stream ends at 1 s; its 5 s budget ends the stalled attempt, and
-    // the last attempt gets what is left of the budget (nothing).
+    // The stream ends at 1 s; its 5 s budget ends the stalled attempt.
     assert_eq!(started.elapsed(), Duration::from_secs(6));
-    assert_eq!(secs(&attempts.lock()), [0.0, 6.0]);
+    assert_eq!(secs(&attempts.lock()), [0.0]);
     assert_eq!(stats.backlog_dropped_lines.get(), 3, "the loss is counted");
     assert_eq!(stats.ok.get(), 0);
 }
 
 #[tokio::test(start_paused = true)]
-async fn failing_carbon_at_shutdown_gets_one_last_attempt() {
+async fn failing_carbon_at_shutdown_is_retried_within_the_budget() {
     let (publisher, stats, attempts) = publisher(usize::MAX, false);
     let (payloads, incoming) = mpsc::unbounded_channel();
     payloads.send(payload(2)).unwrap();
@@ -126,11 +125,49 @@ async fn failing_carbon_at_shutdown_gets_one_last_attempt() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     drop(payloads);
     run.await.unwrap();
-    assert_eq!(secs(&attempts.lock()), [0.0, 0.5, 1.0]);
+    // At the close (1 s) at once, then backing off until the budget (6 s).
+    assert_eq!(secs(&attempts.lock()), [0.0, 0.5, 1.0, 3.0]);
     assert_eq!(stats.backlog_dropped_lines.get(), 2);
+    assert_eq!(stats.flush_errors.get(), 1, "one flush, counted once");
+    assert_eq!(stats.error_socket.get(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn payloads_during_a_stuck_attempt_are_in_the_backlog_and_bounded() {
+    let attempts = Attempts::default();
+    let stats = Arc::new(PublishStats::default());
+    let target = Scripted {
+        failures: 0,
+        hang: true,
+        attempts: attempts.clone(),
+        start: Instant::now(),
+    };
+    let limits = BacklogLimits {
+        max_bytes: 250,
+        max_lines: 0,
+    };
+    let publisher = Publisher::new(
+        target,
+        limits,
+        stats.clone(),
+        Arc::new(Logs::default()),
+        Duration::from_secs(4),
+    );
+    let (payloads, incoming) = mpsc::unbounded_channel();
+    let run = tokio::spawn(publisher.run(incoming, Duration::from_secs(1)));
+    for _ in 0..5 {
+        payloads.send(payload(10)).unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // 100 bytes each, 250 kept: two in the backlog, three dropped, counted.
+    assert_eq!(stats.backlog_bytes.get(), 200);
+    assert_eq!(stats.backlog_lines.get(), 20);
+    assert_eq!(stats.backlog_dropped_lines.get(), 30);
+    drop(payloads);
+    run.await.unwrap();
     assert_eq!(
-        stats.flush_errors.get(),
-        2,
-        "the final attempt counts as a flush's"
+        stats.backlog_dropped_lines.get(),
+        50,
+        "the rest is lost at the end, counted"
     );
 }
