@@ -8,24 +8,45 @@ use statsd::net::Listeners;
 use statsd::server;
 use tokio_util::sync::CancellationToken;
 
-/// Installs the SIGTERM/SIGINT handlers at once (before the "listening"
-/// line, so a supervisor's early TERM is never fatal); the first of them
-/// cancels `shutdown`.
+/// Installs the signal handlers at once (before the "listening" line, so a
+/// supervisor's early TERM is never fatal): the first SIGTERM or SIGINT
+/// cancels `shutdown`; SIGHUP (`sv hup`), SIGUSR1 and SIGUSR2, whose default
+/// would kill the process and lose the interval, are only logged. (SIGPIPE
+/// is ignored by the Rust runtime: a closed pipe is a write error.)
 fn cancel_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        loop {
+            let ignored = tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => "SIGHUP ignored: there is no config file to reload",
+                _ = usr1.recv() => "SIGUSR1 ignored",
+                _ = usr2.recv() => "SIGUSR2 ignored",
+            };
+            eprint_line(&format!("statsd: {ignored}"));
         }
         shutdown.cancel();
     });
     Ok(())
 }
 
+/// How long the log lines still queued at exit may take to be written (a
+/// stuck log pipe must not keep the process alive).
+const LOG_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn main() -> ExitCode {
+    let status = run();
+    statsd::logging::drain(LOG_DRAIN);
+    status
+}
+
+fn run() -> ExitCode {
     let config = match Config::parse_from(std::env::args_os()) {
         Ok(config) => config,
         Err(ParseOutcome::Info(text)) => {

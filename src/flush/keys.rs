@@ -18,7 +18,7 @@ use crate::sink::{PublishCounts, PublishStats};
 use crate::stats::{self, Keys};
 
 /// Number of keys [`OwnStats::keys`] yields (numStats counts them).
-pub const OWN_KEYS: usize = 41 + ParseError::ALL.len();
+pub const OWN_KEYS: usize = 42 + ParseError::ALL.len();
 
 /// What the flush itself leaves for `istats` and the next flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -85,6 +85,8 @@ pub struct OwnStats {
     pub tcp: [u64; 4],
     /// NSCA checks: sent, failed.
     pub alert: [u64; 2],
+    /// Log lines dropped because the log pipe did not drain.
+    pub log_dropped: u64,
 }
 
 impl OwnStats {
@@ -139,6 +141,7 @@ impl OwnStats {
             ("gauges.forgotten", f.gauges_forgotten as f64),
             ("alert.sent", self.alert[0] as f64),
             ("alert.errors", self.alert[1] as f64),
+            ("log.dropped", self.log_dropped as f64),
         ];
         for reason in ParseError::ALL {
             keys.push((reason.stat_key(), all.discarded_by[reason.index()] as f64));
@@ -192,6 +195,7 @@ impl StatSources {
                 self.tcp.idle_closed.get(),
             ],
             alert: [self.alert.sent(), self.alert.errors()],
+            log_dropped: crate::logging::dropped_lines(),
         }
     }
 
