@@ -95,7 +95,9 @@ fn run() -> ExitCode {
             }
         };
         eprint_line(&format!("statsd: {}", listeners.describe()));
-        for warning in listeners.warnings(config.bind.udp_buffer) {
+        let mut warnings = config.warnings();
+        warnings.extend(listeners.warnings(config.bind.udp_buffer));
+        for warning in warnings {
             eprint_line(&format!("statsd: warning: {warning}"));
         }
         match server::run(listeners, config, shutdown).await {

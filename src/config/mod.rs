@@ -217,6 +217,19 @@ impl Config {
         })
     }
 
+    /// Settings that work but deserve a line at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.flush_interval < Duration::from_secs(1) {
+            warnings.push(format!(
+                "--flush-interval {:?} is under a second: carbon keeps one point per series per \
+                 second, so flushes within the same second overwrite each other",
+                self.flush_interval
+            ));
+        }
+        warnings
+    }
+
     /// Flushes a gauge stays remembered without updates (0 = forever).
     pub fn gauge_ttl_flushes(&self) -> u64 {
         if self.gauge_ttl.is_zero() {
