@@ -30,7 +30,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let logs = Arc::new(Logs::default());
-    let udp_port = listeners.metrics_addr()?.port();
+    let kernel = net::udp::KernelView::new(listeners.metrics_addr()?.port(), &listeners.udp);
     // One shard per UDP worker, then the TCP one; one name budget for all.
     let hasher = Hasher::new();
     let new_names = Arc::new(AtomicUsize::new(0));
@@ -108,7 +108,7 @@ pub async fn run(
         gauges,
         logs,
         payloads,
-        udp_port,
+        kernel,
     );
     let flush_thread = FlushThread::start(flusher)?;
     let regular = flush_thread.every(config.flush_interval, &shutdown).await;

@@ -18,7 +18,7 @@ use crate::sink::{PublishCounts, PublishStats};
 use crate::stats::{self, Keys};
 
 /// Number of keys [`OwnStats::keys`] yields (numStats counts them).
-pub const OWN_KEYS: usize = 42 + ParseError::ALL.len();
+pub const OWN_KEYS: usize = 43 + ParseError::ALL.len();
 
 /// What the flush itself leaves for `istats` and the next flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -31,8 +31,10 @@ pub struct LastFlush {
     pub render_total: usize,
     /// Intake of every completed interval since start.
     pub intake_total: IntakeCounts,
-    /// Datagrams the kernel dropped on our UDP port (receive buffer full).
+    /// Datagrams the kernel dropped on our UDP sockets (receive buffer full).
     pub udp_kernel_drops: u64,
+    /// Other processes' sockets bound to our UDP port.
+    pub udp_foreign_sockets: u64,
     /// Gauges remembered for later deltas.
     pub gauges_remembered: u64,
     /// Gauges forgotten (idle past --gauge-ttl, or over --max-names).
@@ -129,6 +131,7 @@ impl OwnStats {
             ("packets.received", all.packets as f64),
             ("bytes.received", all.bytes as f64),
             ("udp.kernel_drops", f.udp_kernel_drops as f64),
+            ("udp.foreign_sockets", f.udp_foreign_sockets as f64),
             ("tcp.connections.open", self.tcp[0] as f64),
             ("tcp.connections.accepted", self.tcp[1] as f64),
             ("tcp.connections.refused", self.tcp[2] as f64),

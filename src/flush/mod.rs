@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aggregate::{merge, GaugeState};
 use crate::intake::printable;
 use crate::logging::{print_line, Logs};
-use crate::net::udp::kernel_udp_drops;
+use crate::net::udp::KernelView;
 use crate::render::RenderConfig;
 use crate::sink::Payload;
 use crate::stats::unix_now;
@@ -54,8 +54,8 @@ pub struct Flusher {
     logs: Arc<Logs>,
     /// Hands payloads to the publisher.
     payloads: mpsc::UnboundedSender<Payload>,
-    /// The metrics UDP port, to read the kernel's drop count.
-    udp_port: u16,
+    /// The kernel's drop counts for the UDP sockets.
+    kernel: KernelView,
     /// Timestamp of the previous flush.
     last_timestamp: u64,
 }
@@ -68,7 +68,7 @@ impl Flusher {
         gauges: GaugeState,
         logs: Arc<Logs>,
         payloads: mpsc::UnboundedSender<Payload>,
-        udp_port: u16,
+        kernel: KernelView,
     ) -> Flusher {
         Flusher {
             settings,
@@ -76,7 +76,7 @@ impl Flusher {
             gauges,
             logs,
             payloads,
-            udp_port,
+            kernel,
             last_timestamp: 0,
         }
     }
@@ -87,7 +87,7 @@ impl Flusher {
         let started = Instant::now();
         self.sources.flush.set_running(true);
         // Read before any lock: /proc is slow to read at many sockets.
-        let drops = kernel_udp_drops(self.udp_port);
+        let kernel = self.kernel.read();
         let before = self.sources.flush.get();
         let taken = self.sources.shards.iter().map(|cell| cell.take()).collect();
         if let Some(cell) = self.sources.shards.first() {
@@ -106,7 +106,8 @@ impl Flusher {
         };
         self.last_timestamp = timestamp;
         let mut own = self.sources.read(snapshot.intake);
-        own.flush.udp_kernel_drops = drops.unwrap_or(before.udp_kernel_drops);
+        own.flush.udp_kernel_drops = kernel.map_or(before.udp_kernel_drops, |k| k.drops);
+        own.flush.udp_foreign_sockets = kernel.map_or(0, |k| k.foreign_sockets);
         own.flush.gauges_remembered = self.gauges.len() as u64;
         own.flush.gauges_forgotten = self.gauges.forgotten;
         let (payload, report) = build(&mut snapshot, &own, &self.settings.render, timestamp);
@@ -115,10 +116,17 @@ impl Flusher {
             stats.render = report.render;
             stats.render_total = report.total_lines;
             stats.udp_kernel_drops = own.flush.udp_kernel_drops;
+            stats.udp_foreign_sockets = own.flush.udp_foreign_sockets;
             stats.gauges_remembered = own.flush.gauges_remembered;
             stats.gauges_forgotten = own.flush.gauges_forgotten;
         });
-        self.report(&snapshot, &payload, &report, started);
+        self.report(
+            &snapshot,
+            &payload,
+            &report,
+            own.flush.udp_foreign_sockets,
+            started,
+        );
         let _ = self.payloads.send(payload);
         let duration = started.elapsed().as_secs_f64();
         self.sources.flush.update(|stats| stats.duration = duration);
@@ -131,6 +139,7 @@ impl Flusher {
         snapshot: &crate::aggregate::Snapshot,
         payload: &Payload,
         report: &FlushReport,
+        foreign: u64,
         started: Instant,
     ) {
         let settings = &self.settings;
@@ -152,6 +161,11 @@ impl Flusher {
             let count = intake.discarded;
             self.logs.bad_input.error(|| {
                 format!("discarded {count} bad lines this interval, e.g. {:?}: {error} (run with -d to see each)", printable(line))
+            });
+        }
+        if foreign > 0 {
+            self.logs.intake.error(|| {
+                format!("{foreign} other socket(s) bound to our UDP port: with SO_REUSEPORT they take a share of the datagrams (see udp.foreign_sockets)")
             });
         }
         if intake.names_refused > 0 {
