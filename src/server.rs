@@ -4,7 +4,6 @@
 //! makes its last (bounded) attempt.
 
 use std::io;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -12,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::aggregate::{GaugeState, Hasher, Shard};
+use crate::aggregate::{GaugeState, Hasher, NameRegistry, Shard};
 use crate::alert::{run_alert_loop, AlertStats, HealthSnapshot, NscaError};
 use crate::config::{AlertSettings, Config};
 use crate::flush::{FlushThread, Flusher, StatSources};
@@ -33,10 +32,10 @@ pub async fn run(
     let kernel = net::udp::KernelView::new(listeners.metrics_addr()?.port(), &listeners.udp);
     // One shard per UDP worker, then the TCP one; one name budget for all.
     let hasher = Hasher::new();
-    let new_names = Arc::new(AtomicUsize::new(0));
+    let names = Arc::new(NameRegistry::default());
     let shards: Vec<Arc<ShardCell>> = (0..=listeners.udp.len())
         .map(|_| {
-            let shard = Shard::with_budget(hasher.clone(), config.limits, new_names.clone());
+            let shard = Shard::with_budget(hasher.clone(), config.limits, names.clone());
             Arc::new(ShardCell::new(shard))
         })
         .collect();

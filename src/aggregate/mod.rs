@@ -9,19 +9,20 @@
 
 mod gauge;
 mod merge;
+mod names;
 mod stamped;
 mod timer;
 
 use hashbrown::hash_map::EntryRef;
 use hashbrown::{HashMap, HashSet};
 use nohash_hasher::BuildNoHashHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::protocol::{self, ParseError, Value};
 
 pub use gauge::{GaugeState, GaugeUpdate};
 pub use merge::{merge, Snapshot};
+pub use names::{NameRegistry, SeriesKind};
 pub use stamped::{Stamped, StampedValues};
 pub use timer::TimerSamples;
 
@@ -140,9 +141,9 @@ pub struct Shard {
     limits: Limits,
     /// Keyed hasher, shared by all shards of one server.
     hasher: Hasher,
-    /// New series created this interval by all shards together; checked
-    /// only when a name is new, so the hot path never touches it.
-    new_names: Arc<AtomicUsize>,
+    /// Series created this interval by all shards together; checked only
+    /// when a name is new, so the hot path never touches it.
+    names: Arc<NameRegistry>,
     /// Reservoir sampling state.
     rng: fastrand::Rng,
 }
@@ -150,12 +151,12 @@ pub struct Shard {
 impl Shard {
     /// An empty shard with its own name budget (for tests and tools).
     pub fn new(hasher: Hasher, limits: Limits) -> Shard {
-        Shard::with_budget(hasher, limits, Arc::new(AtomicUsize::new(0)))
+        Shard::with_budget(hasher, limits, Arc::default())
     }
 
     /// An empty shard. Every shard of one server must share `hasher` and
-    /// `new_names`, the count of series created this interval.
-    pub fn with_budget(hasher: Hasher, limits: Limits, new_names: Arc<AtomicUsize>) -> Shard {
+    /// `names`, the series created this interval.
+    pub fn with_budget(hasher: Hasher, limits: Limits, names: Arc<NameRegistry>) -> Shard {
         let rng = fastrand::Rng::with_seed(hasher.hash_one(0x5eed_u64));
         Shard {
             counters: Map::with_hasher(hasher.clone()),
@@ -167,14 +168,14 @@ impl Shard {
             sample_bad_line: None,
             limits,
             hasher,
-            new_names,
+            names,
             rng,
         }
     }
 
     /// Takes this interval's aggregates out, leaving an empty shard.
     pub fn take(&mut self) -> Shard {
-        let fresh = Shard::with_budget(self.hasher.clone(), self.limits, self.new_names.clone());
+        let fresh = Shard::with_budget(self.hasher.clone(), self.limits, self.names.clone());
         std::mem::replace(self, fresh)
     }
 
@@ -204,7 +205,7 @@ impl Shard {
 
     /// Starts a new interval's name budget (call after taking every shard).
     pub fn reset_name_budget(&self) {
-        self.new_names.store(0, Ordering::Relaxed);
+        self.names.reset();
     }
 
     /// Aggregates one parsed line; false when the cardinality cap refused
@@ -213,7 +214,9 @@ impl Shard {
         // One hash lookup per value; the name is copied only when new.
         let mut budget = NameBudget {
             limits: &self.limits,
-            new_names: &self.new_names,
+            names: &self.names,
+            hasher: &self.hasher,
+            key,
             intake: &mut self.intake,
         };
         for value in values {
@@ -223,7 +226,7 @@ impl Shard {
                         let sum = sum.get_mut();
                         *sum = saturate(*sum + value / rate);
                     }
-                    EntryRef::Vacant(slot) if budget.has_room() => {
+                    EntryRef::Vacant(slot) if budget.has_room(SeriesKind::Counter) => {
                         slot.insert(saturate(value / rate));
                     }
                     EntryRef::Vacant(_) => return false,
@@ -231,7 +234,7 @@ impl Shard {
                 Value::Gauge { value, delta } => {
                     let update = match self.gauges.entry_ref(key) {
                         EntryRef::Occupied(update) => update.into_mut(),
-                        EntryRef::Vacant(slot) if budget.has_room() => {
+                        EntryRef::Vacant(slot) if budget.has_room(SeriesKind::Gauge) => {
                             slot.insert(GaugeUpdate::default())
                         }
                         EntryRef::Vacant(_) => return false,
@@ -246,7 +249,7 @@ impl Shard {
                 Value::Timer { value, rate } => {
                     let timer = match self.timers.entry_ref(key) {
                         EntryRef::Occupied(timer) => timer.into_mut(),
-                        EntryRef::Vacant(slot) if budget.has_room() => {
+                        EntryRef::Vacant(slot) if budget.has_room(SeriesKind::Timer) => {
                             slot.insert(TimerSamples::default())
                         }
                         EntryRef::Vacant(_) => return false,
@@ -257,7 +260,7 @@ impl Shard {
                     let hash = self.hasher.hash_one(member);
                     let members = match self.sets.entry_ref(key) {
                         EntryRef::Occupied(members) => members.into_mut(),
-                        EntryRef::Vacant(slot) if budget.has_room() => {
+                        EntryRef::Vacant(slot) if budget.has_room(SeriesKind::Set) => {
                             slot.insert(MemberSet::default())
                         }
                         EntryRef::Vacant(_) => return false,
@@ -277,12 +280,19 @@ impl Shard {
     pub fn apply_at(&mut self, key: &str, values: &[Value<'_>], at: u64) -> bool {
         let mut budget = NameBudget {
             limits: &self.limits,
-            new_names: &self.new_names,
+            names: &self.names,
+            hasher: &self.hasher,
+            key,
             intake: &mut self.intake,
         };
         for value in values {
             let counter = matches!(value, Value::Counter { .. });
-            if !self.stamped.has(counter, key, at) && !budget.has_room() {
+            let kind = if counter {
+                SeriesKind::StampedCounter
+            } else {
+                SeriesKind::StampedGauge
+            };
+            if !self.stamped.has(counter, key, at) && !budget.has_room(kind) {
                 return false;
             }
             match *value {
@@ -302,16 +312,21 @@ struct NameBudget<'a> {
     /// Holds the cap.
     limits: &'a Limits,
     /// Series created this interval, all shards together.
-    new_names: &'a AtomicUsize,
+    names: &'a NameRegistry,
+    /// Hashes series for the registry.
+    hasher: &'a Hasher,
+    /// The series' key.
+    key: &'a str,
     /// Where refusals are counted.
     intake: &'a mut IntakeCounts,
 }
 
 impl NameBudget<'_> {
     /// True when a new series may be created; counts a refusal otherwise.
-    fn has_room(&mut self) -> bool {
-        if self.limits.max_names == 0
-            || self.new_names.fetch_add(1, Ordering::Relaxed) < self.limits.max_names
+    fn has_room(&mut self, kind: SeriesKind) -> bool {
+        if self
+            .names
+            .admit(self.hasher, kind, self.key, self.limits.max_names)
         {
             return true;
         }

@@ -124,7 +124,7 @@ pub fn statsd_input(data: &[u8]) {
     // first left behind.
     let intake = statsd::intake::Intake::new(limits.max_line_bytes);
     for _flush in 0..2 {
-        let budget = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let budget = Arc::new(statsd::aggregate::NameRegistry::default());
         let mut shards: Vec<Shard> = (0..workers)
             .map(|_| Shard::with_budget(hasher.clone(), limits, budget.clone()))
             .collect();
