@@ -42,6 +42,9 @@ impl Snapshot {
 /// applied to `gauges`; across shards the order of gauge writes within one
 /// interval is not defined (UDP has none).
 pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usize) -> Snapshot {
+    let max_members = shards
+        .first()
+        .map_or(usize::MAX, |s| s.limits.max_set_members);
     let mut snapshot = Snapshot::default();
     let mut shards = shards.into_iter();
     let Some(mut first) = shards.next() else {
@@ -66,7 +69,14 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
                 .merge(timer, max_timer_samples, &mut rng);
         }
         for (key, members) in shard.sets {
-            first.sets.entry(key).or_default().extend(members);
+            let merged = first.sets.entry(key).or_default();
+            for member in members {
+                if merged.len() < max_members || merged.contains(&member) {
+                    merged.insert(member);
+                } else {
+                    first.intake.set_members_refused += 1;
+                }
+            }
         }
         for (key, update) in shard.gauges {
             updated.entry(key).or_default().then(update);

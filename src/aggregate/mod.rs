@@ -51,6 +51,9 @@ pub const DEFAULT_MAX_NAMES: usize = 1_000_000;
 /// Timer samples kept per series per interval by default.
 pub const DEFAULT_MAX_TIMER_SAMPLES: usize = 10_000;
 
+/// Distinct members kept per set per interval by default.
+pub const DEFAULT_MAX_SET_MEMBERS: usize = 100_000;
+
 /// Limits that keep one interval's memory bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -61,6 +64,9 @@ pub struct Limits {
     pub max_names: usize,
     /// Timer samples kept per series per interval (beyond: reservoir).
     pub max_timer_samples: usize,
+    /// Distinct members kept per set per interval; beyond, new members are
+    /// refused and counted, and the set's count is a lower bound.
+    pub max_set_members: usize,
 }
 
 impl Default for Limits {
@@ -69,6 +75,7 @@ impl Default for Limits {
             max_line_bytes: protocol::DEFAULT_MAX_LINE_BYTES,
             max_names: DEFAULT_MAX_NAMES,
             max_timer_samples: DEFAULT_MAX_TIMER_SAMPLES,
+            max_set_members: DEFAULT_MAX_SET_MEMBERS,
         }
     }
 }
@@ -98,6 +105,8 @@ pub struct IntakeCounts {
     pub external_data: u64,
     /// Lines with their own timestamp (`|T`), written at that time.
     pub timestamped: u64,
+    /// Set members refused because the set was full (`--max-set-members`).
+    pub set_members_refused: u64,
 }
 
 impl IntakeCounts {
@@ -116,6 +125,7 @@ impl IntakeCounts {
         self.container_ids += other.container_ids;
         self.external_data += other.external_data;
         self.timestamped += other.timestamped;
+        self.set_members_refused += other.set_members_refused;
     }
 }
 
@@ -265,7 +275,11 @@ impl Shard {
                         }
                         EntryRef::Vacant(_) => return false,
                     };
-                    members.insert(hash);
+                    if members.len() < self.limits.max_set_members || members.contains(&hash) {
+                        members.insert(hash);
+                    } else {
+                        budget.intake.set_members_refused += 1;
+                    }
                 }
             }
         }
@@ -451,5 +465,27 @@ mod tests {
         assert_eq!(s.counters["a"], 2.0);
         assert_eq!(s.intake.names_refused, 1);
         assert_eq!(s.intake.lines, 3);
+    }
+
+    #[test]
+    fn set_members_are_bounded_and_refusals_counted() {
+        let limits = Limits {
+            max_set_members: 3,
+            ..Limits::default()
+        };
+        let hasher = Hasher::default();
+        let (mut a, mut b) = (
+            Shard::new(hasher.clone(), limits),
+            Shard::new(hasher.clone(), limits),
+        );
+        ingest(&mut a, "u:1|s\nu:2|s\nu:3|s\nu:4|s\nu:1|s");
+        ingest(&mut b, "u:5|s\nu:6|s");
+        assert_eq!(
+            a.intake.set_members_refused, 1,
+            "a member already held is no refusal"
+        );
+        let snap = merge(vec![a, b], &mut GaugeState::new(hasher), 100);
+        assert_eq!(snap.sets, [("u".into(), 3)]);
+        assert_eq!(snap.intake.set_members_refused, 3);
     }
 }

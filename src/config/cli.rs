@@ -126,6 +126,10 @@ pub struct Cli {
     #[arg(long = "max-timer-samples", default_value_t = aggregate::DEFAULT_MAX_TIMER_SAMPLES)]
     pub max_timer_samples: usize,
 
+    /// Distinct members kept per set per interval; beyond, new members are refused and counted
+    #[arg(long = "max-set-members", default_value_t = aggregate::DEFAULT_MAX_SET_MEMBERS)]
+    pub max_set_members: usize,
+
     /// TCP connections served at once; more are refused and counted
     #[arg(long = "tcp-max-connections", default_value_t = 1024)]
     pub tcp_max_connections: usize,

@@ -175,6 +175,7 @@ impl Config {
             max_line_bytes: count("--max-line-bytes", cli.max_line_bytes, 1, MAX_LINE_BYTES)?,
             max_names: cli.max_names,
             max_timer_samples: count("--max-timer-samples", cli.max_timer_samples, 1, usize::MAX)?,
+            max_set_members: count("--max-set-members", cli.max_set_members, 1, usize::MAX)?,
         };
         let debug_metric =
             (cli.debug && !cli.debug_metric.is_empty()).then(|| cli.debug_metric.clone());

@@ -18,7 +18,7 @@ use crate::sink::{PublishCounts, PublishStats};
 use crate::stats::{self, Keys};
 
 /// Number of keys [`OwnStats::keys`] yields (numStats counts them).
-pub const OWN_KEYS: usize = 43 + ParseError::ALL.len();
+pub const OWN_KEYS: usize = 44 + ParseError::ALL.len();
 
 /// What the flush itself leaves for `istats` and the next flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -128,6 +128,10 @@ impl OwnStats {
             ("metrics.container_ids", all.container_ids as f64),
             ("metrics.external_data", all.external_data as f64),
             ("metrics.timestamped", all.timestamped as f64),
+            (
+                "metrics.set_members_refused",
+                all.set_members_refused as f64,
+            ),
             ("packets.received", all.packets as f64),
             ("bytes.received", all.bytes as f64),
             ("udp.kernel_drops", f.udp_kernel_drops as f64),

@@ -80,6 +80,8 @@ struct LiveCounts {
     external_data: AtomicU64,
     /// Lines with their own timestamp.
     timestamped: AtomicU64,
+    /// Set members refused.
+    set_members_refused: AtomicU64,
 }
 
 impl LiveCounts {
@@ -98,6 +100,7 @@ impl LiveCounts {
         store(&self.container_ids, counts.container_ids);
         store(&self.external_data, counts.external_data);
         store(&self.timestamped, counts.timestamped);
+        store(&self.set_members_refused, counts.set_members_refused);
     }
 
     fn read(&self) -> IntakeCounts {
@@ -114,6 +117,7 @@ impl LiveCounts {
             container_ids: load(&self.container_ids),
             external_data: load(&self.external_data),
             timestamped: load(&self.timestamped),
+            set_members_refused: load(&self.set_members_refused),
         }
     }
 }
