@@ -138,6 +138,14 @@ pub struct Cli {
     #[arg(long = "tcp-idle-timeout", default_value_t = 300.0)]
     pub tcp_idle_timeout: f64,
 
+    /// Seconds a line may take to arrive once begun (a slow sender is closed)
+    #[arg(long = "tcp-line-timeout", default_value_t = 30.0)]
+    pub tcp_line_timeout: f64,
+
+    /// Bytes of unended TCP lines held for all connections together; beyond, the line is dropped and counted
+    #[arg(long = "tcp-buffer-bytes", default_value_t = 32 * 1024 * 1024)]
+    pub tcp_buffer_bytes: usize,
+
     /// Bytes of unsent Graphite lines kept while carbon is unreachable; the oldest beyond it are dropped and counted
     #[arg(long = "backlog-max-bytes", default_value_t = 64 * 1024 * 1024)]
     pub backlog_max_bytes: usize,

@@ -206,6 +206,13 @@ impl Config {
                 )?,
                 idle_timeout: seconds("--tcp-idle-timeout", cli.tcp_idle_timeout)?,
                 max_line_bytes: limits.max_line_bytes,
+                line_timeout: seconds("--tcp-line-timeout", cli.tcp_line_timeout)?,
+                max_pending_bytes: count(
+                    "--tcp-buffer-bytes",
+                    cli.tcp_buffer_bytes,
+                    1,
+                    usize::MAX,
+                )?,
             },
             target,
             backlog: BacklogLimits {

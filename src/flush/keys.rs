@@ -18,7 +18,7 @@ use crate::sink::{PublishCounts, PublishStats};
 use crate::stats::{self, Keys};
 
 /// Number of keys [`OwnStats::keys`] yields (numStats counts them).
-pub const OWN_KEYS: usize = 44 + ParseError::ALL.len();
+pub const OWN_KEYS: usize = 47 + ParseError::ALL.len();
 
 /// What the flush itself leaves for `istats` and the next flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -83,8 +83,9 @@ pub struct OwnStats {
     pub flush: LastFlush,
     /// The publisher's counters.
     pub publish: PublishCounts,
-    /// TCP connections: open, accepted, refused, idle-closed.
-    pub tcp: [u64; 4],
+    /// TCP connections: open, accepted, refused, idle-closed, slow-closed,
+    /// evicted; lines dropped for the pending-bytes bound.
+    pub tcp: [u64; 7],
     /// NSCA checks: sent, failed.
     pub alert: [u64; 2],
     /// Log lines dropped because the log pipe did not drain.
@@ -140,6 +141,9 @@ impl OwnStats {
             ("tcp.connections.accepted", self.tcp[1] as f64),
             ("tcp.connections.refused", self.tcp[2] as f64),
             ("tcp.connections.idle_closed", self.tcp[3] as f64),
+            ("tcp.connections.slow_closed", self.tcp[4] as f64),
+            ("tcp.connections.evicted", self.tcp[5] as f64),
+            ("tcp.lines.buffer_full", self.tcp[6] as f64),
             ("backlog.lines", p.backlog_lines as f64),
             ("backlog.bytes", p.backlog_bytes as f64),
             ("backlog.dropped_lines", p.backlog_dropped_lines as f64),
@@ -200,6 +204,9 @@ impl StatSources {
                 self.tcp.accepted.get(),
                 self.tcp.refused.get(),
                 self.tcp.idle_closed.get(),
+                self.tcp.slow_closed.get(),
+                self.tcp.evicted.get(),
+                self.tcp.pending_full.get(),
             ],
             alert: [self.alert.sent(), self.alert.errors()],
             log_dropped: crate::logging::dropped_lines(),

@@ -49,8 +49,28 @@ impl LineFramer {
             self.pending.extend_from_slice(lines);
             complete(&self.pending);
             self.pending.clear();
+            // A long line's buffer is not kept for the connection's life.
+            if self.pending.capacity() > 4096 {
+                self.pending = Vec::new();
+            }
         }
         self.keep_partial(rest);
+    }
+
+    /// Drops the unended line held now and the rest of it still to come
+    /// (as for an overlong line); true when there was one.
+    pub fn drop_partial(&mut self) -> bool {
+        let had = !self.pending.is_empty();
+        if had {
+            self.pending = Vec::new();
+            self.skipping = true;
+        }
+        had
+    }
+
+    /// Bytes of an unended line held now.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     fn keep_partial(&mut self, data: &[u8]) {
