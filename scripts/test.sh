@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(nsca graphite-carbon python3-whisper runit python3 procps adduser binutils)
+packages=(nsca graphite-carbon python3-whisper runit python3 python3-venv procps adduser binutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +22,16 @@ fi
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 # cargo-deb builds the .deb that contrib/test-deb.sh installs and runs.
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
+
+# The real client libraries the dialect tests drive (tests/clients.rs), pinned:
+# PyPI statsd and datadog in a venv, npm hot-shots. Found by the tests under
+# target/peers; a missing one fails its test, never skips it.
+peers=target/peers
+[ -x "$peers/venv/bin/python3" ] || python3 -m venv "$peers/venv"
+"$peers/venv/bin/pip" install --quiet --disable-pip-version-check statsd==4.0.1 datadog==0.56.0
+command -v npm >/dev/null || { apt-get install -y --no-install-recommends npm; }
+[ -f "$peers/node/node_modules/hot-shots/package.json" ] ||
+  npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error hot-shots@17.1.1
 
 # --workspace: the load generator (bench/statsd-bench) is a package of its own.
 cargo build --workspace --all-targets
