@@ -125,10 +125,11 @@ fn check_flushes(lines: &[String]) -> usize {
     flushes
 }
 
-/// Timer lines whose names are padded to ~900 bytes: `count` timers make a
-/// flush of about 4.7 KB * count at carbon (five lines per timer).
+/// Timer lines whose names are padded to ~900 bytes (in parts of 225: a
+/// part over 255 bytes is refused): `count` timers make a flush of about
+/// 4.7 KB * count at carbon (five lines per timer).
 fn big_timers(prefix: &str, count: usize) -> Vec<u8> {
-    let pad = "x".repeat(900);
+    let pad = vec!["x".repeat(225); 4].join(".");
     let mut out = Vec::new();
     for i in 0..count {
         out.extend_from_slice(format!("{prefix}.{i:05}.{pad}:{i}|ms\n").as_bytes());
@@ -194,7 +195,15 @@ fn carbon_refusing_then_back_drains_backlog_in_order_once() {
     }
     let errors = last_value(&got, "statsd.flush_errors").unwrap();
     assert!(errors >= 15.0, "flush_errors {errors}");
-    assert!(last_value(&got, "statsd.publish_error.socket").unwrap() >= errors);
+    // Retries back off (0.5 s, then every flush interval or 0.5 s) while
+    // flushes come every 0.2 s, so one failed attempt may carry several
+    // flushes: each flush counts once in flush_errors, each attempt once in
+    // publish_error.socket; over a 3 s outage the publisher kept trying.
+    let attempts = last_value(&got, "statsd.publish_error.socket").unwrap();
+    assert!(
+        attempts >= 2.0,
+        "{attempts} failed attempts, {errors} flushes"
+    );
     assert_eq!(last_value(&got, "statsd.backlog.dropped_lines"), Some(0.0));
     let after = server.poll_istats(|s| stat(s, "backlog.lines") == 0);
     assert_eq!(stat(&after, "backlog.dropped_lines"), 0);
@@ -218,7 +227,8 @@ fn thousands_of_tcp_connections_opened_and_dropped() {
                     tcp_ok += 1;
                 }
                 2 => {
-                    // A line cut by the close: lost, and counted.
+                    // The orderly close ends the last line, which lacks
+                    // its type: discarded, and counted.
                     stream.write_all(b"conn.ok:1|c\nconn.half:1").unwrap();
                     tcp_ok += 1;
                     half += 1;
@@ -252,7 +262,12 @@ fn thousands_of_tcp_connections_opened_and_dropped() {
     });
     assert_eq!(stat(&stats, "metrics.received"), tcp_ok + udp_ok, "{stats}");
     assert_eq!(stat(&stats, "metrics.discarded"), half, "{stats}");
-    assert_eq!(stat(&stats, "metrics.discarded.cut_off"), half, "{stats}");
+    assert_eq!(
+        stat(&stats, "metrics.discarded.missing_type"),
+        half,
+        "{stats}"
+    );
+    assert_eq!(stat(&stats, "metrics.discarded.cut_off"), 0, "{stats}");
     assert_eq!(stat(&stats, "tcp.connections.refused"), 0, "{stats}");
     assert_eq!(stat(&stats, "udp.kernel_drops"), 0, "{stats}");
 
@@ -375,7 +390,6 @@ fn nasty_lines_are_counted_and_good_ones_exact() {
     let carbon = FakeCarbon::start();
     let server = server(carbon.port, "1000", &["-q"]);
     let bad: Vec<&[u8]> = vec![
-        b"bad\xff\xfename:1|c",
         b"\xc3\x28:1|c",
         b"huge.bad:1e309|c",
         b"huge.bad:-1e309|g",
@@ -408,6 +422,7 @@ fn nasty_lines_are_counted_and_good_ones_exact() {
         b"overflow.t:1e308|ms",
         b"overflow.rate:1e308|c|@0.001",
         b"ws  name:1|c",
+        b"not\xff\xfeutf8:1|c",
         b"sla/sh:1|c",
         b"ok.count:1|c",
         b"ok.count:2|c",
@@ -442,15 +457,17 @@ fn nasty_lines_are_counted_and_good_ones_exact() {
         bad_lines + u64::from(!tags_kept),
         "{stats}"
     );
-    // Three lines that are not UTF-8, sent twice; one line too long.
-    assert_eq!(stat(&stats, "metrics.discarded.not_utf8"), 6, "{stats}");
+    // A value that is not UTF-8, sent twice (bytes of a name that are not
+    // UTF-8 are cleaned away, as the original did); one line too long.
+    assert_eq!(stat(&stats, "metrics.discarded.not_utf8"), 2, "{stats}");
     assert_eq!(stat(&stats, "metrics.discarded.too_long"), 1, "{stats}");
 
     server.stop();
     let flush = carbon.flush_with("stats.after.long");
     assert_eq!(value_of(&flush, "stats.huge.g"), Some(1e308));
     assert_eq!(value_of(&flush, "stats.tiny.g"), Some(1e-300));
-    assert_eq!(value_of(&flush, "stats.ws_name"), Some(2.0 / 1000.0));
+    assert_eq!(value_of(&flush, "stats.ws__name"), Some(2.0 / 1000.0));
+    assert_eq!(value_of(&flush, "stats.notutf8"), Some(2.0 / 1000.0));
     assert_eq!(value_of(&flush, "stats.sla-sh"), Some(2.0 / 1000.0));
     assert_eq!(value_of(&flush, "stats.ok.count"), Some(6.0 / 1000.0));
     assert_eq!(value_of(&flush, "stats.ok.set"), Some(1.0));
@@ -738,8 +755,10 @@ fn carbon_that_never_reads_times_out_and_gets_the_data_once_it_behaves() {
     next_flush(&daemon);
     daemon.send_tcp(&big_timers("stall", BIG));
     wait_big_flush(&daemon);
-    let failure = daemon.wait_stderr("failed");
-    assert!(failure.contains("write timed out"), "{failure}");
+    // Smaller payloads fit in the socket buffers and fail waiting for carbon
+    // to close; the big one cannot be written.
+    let failure = daemon.wait_stderr("write timed out");
+    assert!(failure.contains("failed"), "{failure}");
     let stats = daemon.poll_istats(|s| stat(s, "publish_error.socket") >= 1);
     assert!(stat(&stats, "backlog.lines") >= (BIG * 5) as u64, "{stats}");
 
@@ -782,10 +801,12 @@ fn slow_carbon_gets_everything_without_errors() {
     assert_eq!(stat(&stats, "publish_error.socket"), 0, "{stats}");
     assert_eq!(stat(&stats, "flush_errors"), 0, "{stats}");
     assert_eq!(stat(&stats, "backlog.dropped_lines"), 0, "{stats}");
+    // Nothing but the start-up lines (where it listens; that 0.2 s is
+    // under carbon's one second).
     let errors: Vec<String> = daemon
         .stderr_so_far()
         .into_iter()
-        .filter(|l| !l.contains("listening"))
+        .filter(|l| !l.contains("listening") && !l.starts_with("statsd: warning: --flush-interval"))
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
@@ -797,20 +818,12 @@ fn sigterm_during_a_stalled_publish_exits_within_the_shutdown_timeout() {
     // may bound the stop.
     let mut daemon = daemon(carbon.port, "1", &["--shutdown-timeout", "1"]);
     next_flush(&daemon);
-    let mut flushes = 1;
     daemon.send_tcp(&big_timers("term", BIG));
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let lines = next_flush(&daemon);
-        flushes += 1;
-        if lines >= (BIG * 5) as u64 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no big flush");
-    }
-    // One connection per flush: once carbon accepted as many as there were
-    // flushes, the big one is being written (and cannot fit).
-    carbon.wait_for("accepted the big publish", |c| c.accepted() >= flushes);
+    wait_big_flush(&daemon);
+    // One attempt at a time: the first one wrote its flush and waits for
+    // carbon to close (up to the 30 s write timeout); the big flush waits
+    // behind it in the backlog. An attempt is stuck right now.
+    carbon.wait_for("a publish stuck on it", |c| c.stalled() >= 1);
 
     let stopping = Instant::now();
     assert_eq!(daemon.terminate(), 0);
