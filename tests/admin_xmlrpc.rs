@@ -2,8 +2,13 @@
 //! sockets. Python's standard `xmlrpc.client` is the reference client (SPEC section 7
 //! names it); python3 missing is a failure, not a skip.
 //!
+//! `admin::serve` runs in process on a fixture source (support::server::AdminServer),
+//! so replies can be compared byte for byte; `statsdmonitor` is the real binary.
+//!
 //! Every wait is bounded: sockets carry read/write timeouts and child processes are
 //! killed after a deadline, so a broken server fails a test instead of hanging it.
+
+mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
@@ -12,8 +17,11 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use statsd::admin::{self, AdminLimits, IstatsSource};
-use tokio_util::sync::CancellationToken;
+use statsd::admin::{AdminLimits, IstatsSource};
+use support::daemon::{run_bounded, run_statsdmonitor, STATSDMONITOR};
+use support::free_port;
+use support::istats::{self, CALL as ISTATS_CALL};
+use support::server::AdminServer;
 
 /// Every SPEC section 6 key with the README's sample values, plus a string-valued
 /// extra key that needs XML escaping.
@@ -50,65 +58,9 @@ use statsd::stats::SPEC_KEYS;
 /// Bound for any single socket wait in these tests.
 const IO_BOUND: Duration = Duration::from_secs(10);
 
-/// Bound for any child process.
-const CHILD_BOUND: Duration = Duration::from_secs(30);
-
-/// `admin::serve` on 127.0.0.1:0 in its own runtime; stopped (and checked) on drop.
-struct TestServer {
-    /// Where it listens.
-    addr: SocketAddr,
-    /// Cancelled on drop, to shut the server down.
-    stop: CancellationToken,
-    /// The serve task.
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    /// Runtime the server runs on (one worker, like a busy daemon).
-    rt: Option<tokio::runtime::Runtime>,
-}
-
-impl TestServer {
-    fn start(limits: AdminLimits) -> Self {
-        Self::with_source(limits, Arc::new(|| STATS_JSON.to_owned()))
-    }
-
-    fn with_source(limits: AdminLimits, source: IstatsSource) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let stop = CancellationToken::new();
-        let task = rt.spawn(admin::serve(listener, source, limits, stop.clone()));
-        TestServer {
-            addr,
-            stop,
-            task: Some(task),
-            rt: Some(rt),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        if let (Some(rt), Some(task)) = (self.rt.take(), self.task.take()) {
-            let ended = rt.block_on(async { tokio::time::timeout(IO_BOUND, task).await });
-            if !std::thread::panicking() {
-                match ended {
-                    Ok(Ok(Ok(()))) => {}
-                    other => panic!("serve did not end cleanly on shutdown: {other:?}"),
-                }
-            }
-            rt.shutdown_timeout(Duration::from_secs(1));
-        }
-    }
+/// `admin::serve` answering [`STATS_JSON`].
+fn start(limits: AdminLimits) -> AdminServer {
+    AdminServer::start(limits, Arc::new(|| STATS_JSON.to_owned()))
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -178,23 +130,13 @@ fn read_response(s: &mut TcpStream) -> (u16, String) {
     (status, String::from_utf8(body).expect("utf-8 body"))
 }
 
-const ISTATS_CALL: &str =
-    "<?xml version=\"1.0\"?><methodCall><methodName>istats</methodName><params></params></methodCall>";
-
 fn istats_request(path: &str, keep_alive: bool) -> String {
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n{}\r\n{ISTATS_CALL}",
-        ISTATS_CALL.len(),
-        if keep_alive { "" } else { "Connection: close\r\n" },
-    )
+    istats::request(path, keep_alive)
 }
 
 /// The istats string from an XML-RPC response document.
 fn istats_value(xml: &str) -> String {
-    match dxr::MethodResponse::from_xml(xml).map(|r| r.value) {
-        Ok(dxr::Value::String(s)) => s,
-        other => panic!("not an istats answer: {other:?} in {xml}"),
-    }
+    istats::response_string(xml).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The server still answers istats correctly on a fresh connection.
@@ -205,29 +147,6 @@ fn assert_still_serves(addr: SocketAddr) {
     let (status, body) = read_response(&mut s);
     assert_eq!(status, 200, "{body}");
     assert_eq!(istats_value(&body), STATS_JSON);
-}
-
-/// Runs a child to completion within [`CHILD_BOUND`], killing it past that.
-fn run_bounded(mut cmd: Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(CHILD_BOUND) {
-        Ok(out) => out.expect("child output"),
-        Err(_) => {
-            // SAFETY: plain kill(2) on the pid of our own child that has not been reaped.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            panic!("{cmd:?} did not finish within {CHILD_BOUND:?}");
-        }
-    }
 }
 
 fn python(script: &str, args: &[&str]) -> Output {
@@ -241,12 +160,6 @@ fn python(script: &str, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn monitor(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_statsdmonitor"));
-    cmd.args(args);
-    run_bounded(cmd)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -269,7 +182,7 @@ print(json.dumps(out))
 
 #[test]
 fn python_xmlrpc_client_gets_istats_and_method_list() {
-    let server = TestServer::start(AdminLimits::default());
+    let server = start(AdminLimits::default());
     let out = python(PY_ROUND_TRIP, &[&server.url("")]);
     let results: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("python printed JSON");
@@ -311,7 +224,7 @@ print(json.dumps(out))
 
 #[test]
 fn python_sees_a_fault_for_unknown_method_and_bad_arguments() {
-    let server = TestServer::start(AdminLimits::default());
+    let server = start(AdminLimits::default());
     let out = python(PY_FAULTS, &[&server.url("/RPC2")]);
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("python printed JSON");
     assert_eq!(got["unknown"]["code"], -32601, "{got}");
@@ -328,7 +241,7 @@ fn python_sees_a_fault_for_unknown_method_and_bad_arguments() {
 
 #[test]
 fn garbage_body_gets_a_fault_and_server_keeps_serving() {
-    let server = TestServer::start(AdminLimits::default());
+    let server = start(AdminLimits::default());
     for body in [
         &b"this is not xml"[..],
         b"<methodCall><methodName>istats",
@@ -366,7 +279,7 @@ fn garbage_body_gets_a_fault_and_server_keeps_serving() {
 
 #[test]
 fn malformed_http_gets_400_and_server_keeps_serving() {
-    let server = TestServer::start(AdminLimits::default());
+    let server = start(AdminLimits::default());
     for request in [
         &b"GARBAGE\r\n\r\n"[..],
         b"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
@@ -402,7 +315,7 @@ fn malformed_http_gets_400_and_server_keeps_serving() {
 #[test]
 fn oversized_bodies_get_413_and_server_keeps_serving() {
     let limits = AdminLimits::default();
-    let server = TestServer::start(limits);
+    let server = start(limits);
     let ten_mb = 10 * 1024 * 1024;
 
     // Announced: refused before any of it is sent.
@@ -464,7 +377,7 @@ fn idle_and_slow_connections_are_closed() {
         idle_timeout: Duration::from_millis(300),
         ..AdminLimits::default()
     };
-    let server = TestServer::start(limits);
+    let server = start(limits);
 
     // Connected, sends nothing: closed by the server (the read sees EOF, not our timeout).
     let mut idle = connect(server.addr);
@@ -507,7 +420,7 @@ fn client_that_stops_reading_is_dropped() {
         idle_timeout: Duration::from_millis(300),
         ..AdminLimits::default()
     };
-    let server = TestServer::start(limits);
+    let server = start(limits);
     // Pipeline requests and never read: once the socket buffers fill, the server's
     // write stalls and it must give up on us, which shows up as a failed write here.
     let mut s = connect(server.addr);
@@ -539,7 +452,7 @@ fn connection_count_is_bounded() {
         max_connections: 2,
         ..AdminLimits::default()
     };
-    let server = TestServer::start(limits);
+    let server = start(limits);
     // Two kept-alive connections, each proven accepted by a completed request.
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -581,8 +494,7 @@ fn connection_count_is_bounded() {
 
 #[test]
 fn istats_source_panic_is_a_fault_not_a_crash() {
-    let server =
-        TestServer::with_source(AdminLimits::default(), Arc::new(|| panic!("stats broke")));
+    let server = AdminServer::start(AdminLimits::default(), Arc::new(|| panic!("stats broke")));
     let out = python(
         PY_FAULTS
             .replace("proxy.istats()\nprint", "None\nprint")
@@ -591,7 +503,7 @@ fn istats_source_panic_is_a_fault_not_a_crash() {
     );
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("python printed JSON");
     assert_eq!(got["unknown"]["code"], -32601, "{got}");
-    let monitor = monitor(&["127.0.0.1", &server.addr.port().to_string()]);
+    let monitor = run_statsdmonitor(&["127.0.0.1", &server.addr.port().to_string()]);
     assert_eq!(monitor.status.code(), Some(1));
     let err = text(&monitor.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -603,19 +515,20 @@ fn istats_source_panic_is_a_fault_not_a_crash() {
 
 #[test]
 fn serve_returns_promptly_on_shutdown_with_connections_open() {
-    let server = TestServer::start(AdminLimits::default());
+    let server = start(AdminLimits::default());
     let _idle = connect(server.addr);
     let mut busy = connect(server.addr);
     busy.write_all(istats_request("/", true).as_bytes())
         .expect("send");
     assert_eq!(read_response(&mut busy).0, 200);
-    drop(server); // Drop asserts serve() returned Ok within the bound.
+    let took = server.stop(); // asserts serve() returned Ok
+    assert!(took < IO_BOUND, "serve took {took:?} to return");
 }
 
 #[test]
 fn statsdmonitor_prints_sorted_key_value_lines() {
-    let server = TestServer::start(AdminLimits::default());
-    let out = monitor(&["127.0.0.1", &server.addr.port().to_string()]);
+    let server = start(AdminLimits::default());
+    let out = run_statsdmonitor(&["127.0.0.1", &server.addr.port().to_string()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), MONITOR_OUTPUT);
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
@@ -628,7 +541,7 @@ fn statsdmonitor_prints_sorted_key_value_lines() {
         );
     }
     // Host names resolve too.
-    let out = monitor(&["localhost", &server.addr.port().to_string(), "--path", "/"]);
+    let out = run_statsdmonitor(&["localhost", &server.addr.port().to_string(), "--path", "/"]);
     // localhost may resolve to ::1 first; the client must fall through to 127.0.0.1.
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), MONITOR_OUTPUT);
@@ -636,16 +549,16 @@ fn statsdmonitor_prints_sorted_key_value_lines() {
 
 #[test]
 fn statsdmonitor_json_prints_the_raw_object() {
-    let server = TestServer::start(AdminLimits::default());
-    let out = monitor(&["--json", "127.0.0.1", &server.addr.port().to_string()]);
+    let server = start(AdminLimits::default());
+    let out = run_statsdmonitor(&["--json", "127.0.0.1", &server.addr.port().to_string()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{STATS_JSON}\n"));
 }
 
 #[test]
 fn statsdmonitor_watch_refreshes() {
-    let server = TestServer::start(AdminLimits::default());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_statsdmonitor"))
+    let server = start(AdminLimits::default());
+    let mut child = Command::new(STATSDMONITOR)
         .args([
             "--watch",
             "0.05",
@@ -697,11 +610,8 @@ fn statsdmonitor_watch_refreshes() {
 #[test]
 fn statsdmonitor_fails_with_one_line_when_unreachable() {
     // A port that was just ours and is now closed.
-    let port = {
-        let l = StdListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    let out = monitor(&["127.0.0.1", &port.to_string()]);
+    let port = free_port();
+    let out = run_statsdmonitor(&["127.0.0.1", &port.to_string()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = text(&out.stderr);
@@ -716,7 +626,7 @@ fn statsdmonitor_times_out_on_a_silent_server() {
     // Listening but never accepting: the kernel completes the handshake, nobody answers.
     let silent = StdListener::bind("127.0.0.1:0").expect("bind");
     let port = silent.local_addr().expect("addr").port();
-    let out = monitor(&["--timeout", "0.3", "127.0.0.1", &port.to_string()]);
+    let out = run_statsdmonitor(&["--timeout", "0.3", "127.0.0.1", &port.to_string()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert_eq!(
@@ -784,7 +694,7 @@ fn statsdmonitor_rejects_garbage_answers_with_one_line() {
     ];
     for (answer, want) in cases {
         let (port, handle) = canned_server(answer);
-        let out = monitor(&["127.0.0.1", &port.to_string()]);
+        let out = run_statsdmonitor(&["127.0.0.1", &port.to_string()]);
         handle.join().expect("canned server");
         assert_eq!(out.status.code(), Some(1), "{want}");
         let err = text(&out.stderr);
@@ -807,7 +717,7 @@ fn statsdmonitor_bad_arguments_exit_non_zero_with_one_line() {
         &["localhost", "8135", "--watch", "-1"],
         &["localhost", "8135", "--bogus"],
     ] {
-        let out = monitor(args);
+        let out = run_statsdmonitor(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = text(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
@@ -816,7 +726,7 @@ fn statsdmonitor_bad_arguments_exit_non_zero_with_one_line() {
             assert!(err.contains("<HOST> <PORT>"), "{err}");
         }
     }
-    let help = monitor(&["--help"]);
+    let help = run_statsdmonitor(&["--help"]);
     assert!(help.status.success());
     assert!(text(&help.stdout).contains("HOST"));
 }
@@ -852,14 +762,14 @@ fn statsdmonitor_reads_pythons_simple_xmlrpc_server() {
         let _ = std::io::BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let port = match rx.recv_timeout(CHILD_BOUND) {
+    let port = match rx.recv_timeout(support::WAIT) {
         Ok(line) if !line.trim().is_empty() => line.trim().to_owned(),
         other => {
             let _ = server.kill();
             panic!("python XML-RPC server did not start: {other:?}");
         }
     };
-    let out = monitor(&["127.0.0.1", &port]);
+    let out = run_statsdmonitor(&["127.0.0.1", &port]);
     let _ = server.kill();
     let _ = server.wait();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -872,8 +782,8 @@ fn statsdmonitor_reads_pythons_simple_xmlrpc_server() {
 fn statsdmonitor_shows_every_spec_key_of_the_core_stats() {
     let stats = statsd::flush::StatSources::starting_now(Vec::new());
     let source: IstatsSource = Arc::new(move || stats.istats_json());
-    let server = TestServer::with_source(AdminLimits::default(), source);
-    let out = monitor(&["127.0.0.1", &server.addr.port().to_string()]);
+    let server = AdminServer::start(AdminLimits::default(), source);
+    let out = run_statsdmonitor(&["127.0.0.1", &server.addr.port().to_string()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let keys: Vec<&str> = stdout
@@ -904,10 +814,10 @@ fn statsdmonitor_does_not_wait_for_close_after_a_complete_answer() {
             );
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
             let _ = s.write_all(format!("{head}{body}").as_bytes());
-            let _ = done_rx.recv_timeout(CHILD_BOUND);
+            let _ = done_rx.recv_timeout(support::WAIT);
         }
     });
-    let out = monitor(&["--timeout", "10", "127.0.0.1", &port.to_string()]);
+    let out = run_statsdmonitor(&["--timeout", "10", "127.0.0.1", &port.to_string()]);
     let _ = done_tx.send(());
     handle.join().expect("canned server");
     assert!(out.status.success(), "{}", text(&out.stderr));

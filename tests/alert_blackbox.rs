@@ -1,27 +1,28 @@
-//! Alert mode (`-a`, SPEC section 7) end to end: the real `statsd` binary
-//! sends its passive checks to the real NSCA daemon (Debian's
-//! `/usr/sbin/nsca`; a missing daemon FAILS these tests), while a TCP listener
-//! stands in for carbon.
+//! Alert mode (`-a`, SPEC section 7) end to end: statsd sends its passive
+//! checks to the real NSCA daemon (Debian's `/usr/sbin/nsca`; a missing
+//! daemon FAILS these tests), while a fake carbon takes the flushes.
+//!
+//! The server runs in process (`server::run`, the same flags parsed the same
+//! way); the real binary where the test is about the process: SIGTERM and the
+//! exit code with `-a` on, what it writes on stderr, and the flags that must
+//! stop it from starting. Those come last.
 //!
 //! Every process is killed on drop, every port is a free loopback port, and
 //! every wait polls with a bound.
 
-mod common;
+mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::nsca::{CheckResult, NscaDaemon};
-use common::{closed_port, value_of, Daemon, FakeCarbon, WAIT};
 use statsd::alert::nsca::Encryption;
 use statsd::alert::CheckStatus;
+use support::carbon::{value_of, FakeCarbon};
+use support::daemon::{run_statsd, Daemon};
+use support::istats::stat;
+use support::nsca::{CheckResult, NscaDaemon};
+use support::server::Server;
+use support::{free_port, Statsd, WAIT};
 
 /// Longer than 8 bytes, so 3DES keys 2 and 3 differ and it is not plain DES.
 const PASSWORD: &str = "statsd to nagios, 32 bytes long!";
@@ -61,9 +62,18 @@ fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
     args
 }
 
-fn start(args: &[String]) -> Daemon {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Daemon::start(&args)
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The server in process with these flags.
+fn start(args: &[String]) -> Server {
+    Server::start(&strs(args))
+}
+
+/// The binary with these flags.
+fn daemon(args: &[String]) -> Daemon {
+    Daemon::start(&strs(args))
 }
 
 /// Writes a send_nsca.cfg in `dir`.
@@ -122,26 +132,6 @@ fn published_lines(output: &str) -> u64 {
     lines
 }
 
-/// Reads carbon flush by flush until one satisfies `wanted`; returns it.
-fn wait_flush(carbon: &FakeCarbon, what: &str, wanted: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "carbon got no flush where {what} within {WAIT:?}"
-        );
-        let flush = carbon.until(".numStats ");
-        if wanted(&flush) {
-            return flush;
-        }
-    }
-}
-
-/// Everything the daemon wrote on stderr so far (without waiting).
-fn drain(lines: &Receiver<String>) -> Vec<String> {
-    lines.try_iter().collect()
-}
-
 /// nsca with `method`, statsd configured by a send_nsca.cfg file: OK checks
 /// arrive while carbon takes the flushes, and their text names the lines of a
 /// publish carbon really got.
@@ -150,7 +140,7 @@ fn ok_checks_arrive_with_cfg_file(method: Encryption) {
     let carbon = FakeCarbon::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = send_nsca_cfg(dir.path(), PASSWORD, method);
-    let mut statsd = start(&with(
+    let statsd = start(&with(
         alert_args(nsca.port, carbon.port, Some(HOST)),
         &["--nsca-config", path_arg(&cfg)],
     ));
@@ -176,15 +166,11 @@ fn ok_checks_arrive_with_cfg_file(method: Encryption) {
         assert_eq!(c.code, 0, "{method}: carbon is up, yet {c:?}");
         assert_eq!((c.host.as_str(), c.service.as_str()), (HOST, "statsd"));
     }
-    assert!(
-        !drain(&statsd.stderr).iter().any(|l| l.contains("NSCA")),
-        "no NSCA errors"
-    );
-    assert_eq!(
-        statsd.terminate(),
-        0,
-        "-a does not stand in the way of SIGTERM"
-    );
+    // Every failed check is counted (and logged: see the binary's test).
+    let stats = statsd.istats();
+    assert_eq!(stat(&stats, "alert.errors"), 0, "no NSCA errors: {stats}");
+    // -a does not stand in the way of shutdown.
+    statsd.stop();
 }
 
 #[test]
@@ -337,7 +323,7 @@ fn host_defaults_to_machine_name() {
 fn critical_when_carbon_is_unreachable() {
     let nsca = NscaDaemon::start(Encryption::Xor, PASSWORD);
     let statsd = start(&with(
-        alert_args(nsca.port, closed_port(), Some(HOST)),
+        alert_args(nsca.port, free_port(), Some(HOST)),
         &["--nsca-password", PASSWORD],
     ));
     let (_, check) = nsca.wait_for_check(0, WAIT, "CRITICAL", |c| c.code == 2);
@@ -368,96 +354,14 @@ fn critical_when_carbon_is_unreachable() {
             "{c:?}"
         );
     }
-    statsd.wait_stderr("publish to 127.0.0.1:");
-}
-
-/// A carbon on a fixed port that the test takes down and brings back up.
-struct SwitchableCarbon {
-    port: u16,
-    lines: Receiver<String>,
-    /// What the test wants.
-    want_up: Arc<AtomicBool>,
-    /// What the listener thread has done.
-    is_up: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl SwitchableCarbon {
-    fn start() -> SwitchableCarbon {
-        let first = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind carbon");
-        let port = first.local_addr().expect("addr").port();
-        let (tx, lines) = channel();
-        let want_up = Arc::new(AtomicBool::new(true));
-        let is_up = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (want, is, halt) = (want_up.clone(), is_up.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            first.set_nonblocking(true).expect("nonblocking");
-            let mut listener = Some(first);
-            while !halt.load(Ordering::SeqCst) {
-                match (want.load(Ordering::SeqCst), listener.is_some()) {
-                    // std sets SO_REUSEADDR, so the port binds again at once.
-                    (true, false) => {
-                        if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
-                            l.set_nonblocking(true).expect("nonblocking");
-                            listener = Some(l);
-                        }
-                    }
-                    (false, true) => listener = None,
-                    _ => {}
-                }
-                is.store(listener.is_some(), Ordering::SeqCst);
-                if let Some(l) = &listener {
-                    while let Ok((stream, _)) = l.accept() {
-                        let _ = stream.set_nonblocking(false);
-                        let tx = tx.clone();
-                        std::thread::spawn(move || {
-                            for line in BufReader::new(stream).lines() {
-                                let Ok(line) = line else { break };
-                                if tx.send(line).is_err() {
-                                    break;
-                                }
-                            }
-                        });
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        SwitchableCarbon {
-            port,
-            lines,
-            want_up,
-            is_up,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Opens or closes the port and waits (bounded) until it is done.
-    fn set_up(&self, up: bool) {
-        self.want_up.store(up, Ordering::SeqCst);
-        let deadline = Instant::now() + WAIT;
-        while self.is_up.load(Ordering::SeqCst) != up {
-            assert!(
-                Instant::now() < deadline,
-                "carbon port {} not {} within {WAIT:?}",
-                self.port,
-                if up { "reopened" } else { "closed" }
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for SwitchableCarbon {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    // The publish failures were counted (their stderr line, naming carbon,
+    // is checked on the binary in faults.rs).
+    let stats = statsd.istats();
+    assert!(
+        stat(&stats, "publish_error.socket") + stat(&stats, "publish_error.unknown") >= failed,
+        "{stats}"
+    );
+    statsd.stop();
 }
 
 /// OK while carbon takes flushes, CRITICAL once it is gone, OK again when it
@@ -465,14 +369,14 @@ impl Drop for SwitchableCarbon {
 #[test]
 fn ok_then_critical_then_ok_as_carbon_goes_and_comes_back() {
     let nsca = NscaDaemon::start(Encryption::Xor, PASSWORD);
-    let carbon = SwitchableCarbon::start();
+    let mut carbon = FakeCarbon::start();
     let _statsd = start(&with(
         alert_args(nsca.port, carbon.port, Some(HOST)),
         &["--nsca-password", PASSWORD],
     ));
     let (ok, _) = nsca.wait_for_check(0, WAIT, "OK after a publish", is_ok_after_publish);
 
-    carbon.set_up(false);
+    carbon.go_down();
     let (critical, check) = nsca.wait_for_check(ok + 1, WAIT, "CRITICAL", |c| c.code == 2);
     assert!(
         check.output.starts_with("CRITICAL: all ")
@@ -483,8 +387,8 @@ fn ok_then_critical_then_ok_as_carbon_goes_and_comes_back() {
     // The last good publish is still what the text reports.
     published_lines(&check.output);
 
-    let _ = drain(&carbon.lines);
-    carbon.set_up(true);
+    let _ = carbon.drain();
+    carbon.up();
     nsca.wait_for_check(critical + 1, WAIT, "OK again", is_ok_after_publish);
     // What carbon gets now was flushed after failures were counted.
     let deadline = Instant::now() + WAIT;
@@ -509,7 +413,7 @@ fn ok_then_critical_then_ok_as_carbon_goes_and_comes_back() {
 #[test]
 fn warning_when_some_publishes_fail() {
     let nsca = NscaDaemon::start(Encryption::Xor, PASSWORD);
-    let carbon = SwitchableCarbon::start();
+    let mut carbon = FakeCarbon::start();
     let _statsd = start(&with(
         alert_args(nsca.port, carbon.port, Some(HOST)),
         &["--nsca-password", PASSWORD],
@@ -526,8 +430,12 @@ fn warning_when_some_publishes_fail() {
             nsca.contents()
         );
         up = !up;
-        carbon.set_up(up);
-        let _ = drain(&carbon.lines);
+        if up {
+            carbon.up();
+        } else {
+            carbon.go_down();
+        }
+        let _ = carbon.drain();
         std::thread::sleep(Duration::from_millis(300));
     };
     assert_eq!(
@@ -552,7 +460,7 @@ fn warning_when_some_publishes_fail() {
 /// nsca drops checks sealed with the wrong password; statsd cannot know
 /// (NSCA never answers), counts them as sent, and goes on flushing. (A forking
 /// nsca: a single-process one can stall the connection after a dropped packet;
-/// see common/nsca.rs.)
+/// see support/nsca.rs.)
 #[test]
 fn wrong_password_checks_never_arrive_and_flushing_goes_on() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -564,13 +472,13 @@ fn wrong_password_checks_never_arrive_and_flushing_goes_on() {
         let carbon = FakeCarbon::start();
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = send_nsca_cfg(dir.path(), "not the password nsca knows", method);
-        let mut statsd = start(&with(
+        let statsd = start(&with(
             alert_args(nsca.port, carbon.port, Some(HOST)),
             &["--nsca-config", path_arg(&cfg)],
         ));
         // statsd handed over three checks: a few alert intervals went by.
         let sent = |f: &[String]| value_of(f, "statsd.alert.sent").unwrap_or(0.0);
-        let flush = wait_flush(&carbon, "alert.sent >= 3", |f| sent(f) >= 3.0);
+        let flush = carbon.flush_where("alert.sent >= 3", |f| sent(f) >= 3.0);
         assert_eq!(value_of(&flush, "statsd.alert.errors"), Some(0.0));
         // The daemon is fine: a check with the right password lands.
         runtime
@@ -584,15 +492,17 @@ fn wrong_password_checks_never_arrive_and_flushing_goes_on() {
         nsca.wait_for_check(0, WAIT, "control", |c| c.host == "control");
         // statsd keeps flushing (and sending) while nsca keeps dropping.
         let before = sent(&flush);
-        let later = wait_flush(&carbon, "two more checks sent", |f| sent(f) >= before + 2.0);
+        let later = carbon.flush_where("two more checks sent", |f| sent(f) >= before + 2.0);
         assert_eq!(value_of(&later, "statsd.alert.errors"), Some(0.0));
-        assert!(
-            !drain(&statsd.stderr).iter().any(|l| l.contains("NSCA")),
-            "statsd saw no NSCA error"
+        let stats = statsd.istats();
+        assert_eq!(
+            stat(&stats, "alert.errors"),
+            0,
+            "statsd saw no NSCA error: {stats}"
         );
         // Once statsd is gone and nsca has judged every connection, only the
         // control check is there.
-        assert_eq!(statsd.terminate(), 0);
+        statsd.stop();
         nsca.wait_idle();
         assert_eq!(
             nsca.checks().len(),
@@ -604,17 +514,42 @@ fn wrong_password_checks_never_arrive_and_flushing_goes_on() {
     }
 }
 
+// The binary.
+
+/// With `-a` the process still stops on SIGTERM with exit code 0, and
+/// writes no NSCA error while nsca takes its checks.
+#[test]
+fn alert_mode_reports_ok_and_exits_zero_on_sigterm() {
+    let nsca = NscaDaemon::start(Encryption::Xor, PASSWORD);
+    let carbon = FakeCarbon::start();
+    let mut statsd = daemon(&with(
+        alert_args(nsca.port, carbon.port, Some(HOST)),
+        &["--nsca-password", PASSWORD],
+    ));
+    let (first, _) = nsca.wait_for_check(0, WAIT, "OK after a publish", is_ok_after_publish);
+    nsca.wait_for_check(first + 1, WAIT, "a second OK", is_ok_after_publish);
+    assert!(
+        !statsd.stderr_so_far().iter().any(|l| l.contains("NSCA")),
+        "no NSCA errors"
+    );
+    assert_eq!(
+        statsd.terminate(),
+        0,
+        "-a does not stand in the way of SIGTERM"
+    );
+}
+
 /// Nobody listens on the NSCA port: each failed check goes to stderr and to
 /// `alert.errors`, and metrics keep flowing to carbon.
 #[test]
 fn unreachable_nsca_is_reported_counted_and_harmless() {
-    let nsca_port = closed_port();
+    let nsca_port = free_port();
     let carbon = FakeCarbon::start();
-    let mut statsd = start(&alert_args(nsca_port, carbon.port, Some(HOST)));
+    let mut statsd = daemon(&alert_args(nsca_port, carbon.port, Some(HOST)));
     let line = statsd.wait_stderr("NSCA check");
     assert!(line.contains("failed"), "{line}");
     assert!(line.contains(&format!("127.0.0.1:{nsca_port}")), "{line}");
-    let flush = wait_flush(&carbon, "alert.errors >= 1", |f| {
+    let flush = carbon.flush_where("alert.errors >= 1", |f| {
         value_of(f, "statsd.alert.errors").unwrap_or(0.0) >= 1.0
     });
     assert_eq!(value_of(&flush, "statsd.alert.sent"), Some(0.0));
@@ -626,51 +561,11 @@ fn unreachable_nsca_is_reported_counted_and_harmless() {
     assert_eq!(statsd.terminate(), 0);
 }
 
-/// The child process, killed on drop.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs statsd, expecting it to exit by itself (bounded); returns its exit
-/// code and stderr.
-fn run_to_exit(args: &[String]) -> (Option<i32>, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_statsd"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start statsd");
-    let mut child = KillOnDrop(child);
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "statsd {args:?} still runs after {WAIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
-    (status.code(), stderr)
-}
-
+/// Runs statsd, expecting it to refuse to start: a non-zero exit code and
+/// one line on stderr holding every one of `needles`.
 fn assert_refused(args: &[String], needles: &[&str]) {
-    let (code, stderr) = run_to_exit(args);
+    let out = run_statsd(&strs(args));
+    let (code, stderr) = (out.status.code(), String::from_utf8_lossy(&out.stderr));
     assert!(
         code.is_some_and(|c| c != 0),
         "{args:?}: exit {code:?}, stderr {stderr:?}"
@@ -688,7 +583,7 @@ fn assert_refused(args: &[String], needles: &[&str]) {
 #[test]
 fn unsupported_encryption_refuses_to_start() {
     // The port is never used: statsd must stop before it sends anything.
-    let base = || alert_args(closed_port(), closed_port(), Some(HOST));
+    let base = || alert_args(free_port(), free_port(), Some(HOST));
     for method in ["8", "4", "blowfish"] {
         assert_refused(
             &with(base(), &["--nsca-encryption", method]),
@@ -706,7 +601,7 @@ fn unsupported_encryption_refuses_to_start() {
 
 #[test]
 fn unreadable_nsca_config_refuses_to_start() {
-    let base = || alert_args(closed_port(), closed_port(), Some(HOST));
+    let base = || alert_args(free_port(), free_port(), Some(HOST));
     let dir = tempfile::tempdir().expect("temp dir");
     let missing = dir.path().join("no-such-send_nsca.cfg");
     assert_refused(

@@ -1,13 +1,17 @@
-//! Black-box tests: the real `statsd` binary over loopback, with a TCP
-//! listener standing in for carbon.
+//! End to end over loopback, with a fake carbon: the server in process
+//! (`server::run` on port 0) for what the server does, the real `statsd`
+//! binary for what only the process shows: the seed run script's flags,
+//! SIGTERM and the exit code, stdout and stderr, bad flags, `--help`.
 
-mod common;
+mod support;
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 
-use common::{closed_port, value_of, Daemon, FakeCarbon};
+use support::carbon::{value_of, FakeCarbon};
+use support::daemon::{run_statsd, Daemon};
+use support::istats::stat;
+use support::server::Server;
+use support::{free_port, Statsd};
 
 fn carbon_args(carbon: u16, interval: &str) -> Vec<String> {
     [
@@ -25,31 +29,42 @@ fn carbon_args(carbon: u16, interval: &str) -> Vec<String> {
     .collect()
 }
 
-fn start(args: &[String]) -> Daemon {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Daemon::start(&args)
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
+
+/// The server in process with these flags.
+fn server(args: &[String]) -> Server {
+    Server::start(&strs(args))
+}
+
+/// The binary with these flags.
+fn daemon(args: &[String]) -> Daemon {
+    Daemon::start(&strs(args))
+}
+
+// In process.
 
 #[test]
 fn udp_and_tcp_input_reach_carbon() {
     let carbon = FakeCarbon::start();
-    let mut daemon = start(&carbon_args(carbon.port, "60"));
+    let server = server(&carbon_args(carbon.port, "60"));
 
-    daemon.send_udp(b"udp.hits:3|c\nudp.lat:12|ms\n");
+    server.send_udp(b"udp.hits:3|c\nudp.lat:12|ms\n");
     let big: String = (0..500)
         .map(|i| format!("batch.c:1|c\nbatch.s:{}|s\n", i % 7))
         .collect();
-    daemon.send_udp(big.as_bytes());
+    server.send_udp(big.as_bytes());
 
     // Two writes with Nagle off: two segments, so the line is cut in the middle.
-    let mut tcp = TcpStream::connect(("127.0.0.1", daemon.port)).unwrap();
+    let mut tcp = server.connect_tcp();
     tcp.set_nodelay(true).unwrap();
     tcp.write_all(b"tcp.hits:2|c\ntcp.sp").unwrap();
     tcp.write_all(b"lit:5|c\n").unwrap();
     drop(tcp);
 
-    // SIGTERM: the daemon takes in what was sent, then flushes it.
-    assert_eq!(daemon.terminate(), 0);
+    // Shutdown: the server takes in what was sent, then flushes it.
+    server.stop();
     let flush = carbon.flush_with("stats.udp.hits");
     assert_eq!(value_of(&flush, "stats.udp.hits"), Some(0.05));
     assert_eq!(value_of(&flush, "stats.tcp.hits"), Some(2.0 / 60.0));
@@ -65,6 +80,72 @@ fn udp_and_tcp_input_reach_carbon() {
     let num = value_of(&flush, "statsd.numStats").unwrap();
     assert_eq!(num as usize, flush.len());
 }
+
+#[test]
+fn carbon_down_then_up_delivers_every_line_once_with_original_timestamps() {
+    // Carbon's port is ours but refuses for a while.
+    let mut carbon = FakeCarbon::down();
+    let server = server(&carbon_args(carbon.port, "0.3"));
+    for phase in 0..3 {
+        server.send_udp(format!("phase{phase}:1|c\n").as_bytes());
+        // Taken in, then flushed (the interval's intake is empty again):
+        // each phase is a flush of its own.
+        server.poll_istats(|s| stat(s, "metrics.received") > phase);
+        server.poll_istats(|s| stat(s, "pending_stats") == 0);
+    }
+    // Those flushes failed to publish, and nothing got through.
+    let during = server.poll_istats(|s| stat(s, "flush_errors") >= 3);
+    assert_eq!(stat(&during, "published.lines"), 0, "{during}");
+    let came_up = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    carbon.up();
+    server.send_udp(b"after:1|c\n");
+    let got = carbon.until("stats.after ");
+    for phase in 0..3 {
+        let path = format!("stats.phase{phase} ");
+        let matching: Vec<&String> = got.iter().filter(|l| l.starts_with(&path)).collect();
+        assert_eq!(matching.len(), 1, "{path}: {matching:?}");
+        let ts: u64 = matching[0].rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(
+            ts <= came_up,
+            "timestamp {ts} is not the original (carbon came up at {came_up})"
+        );
+    }
+    // The backlog was resent in order: phase0 before phase1 before phase2.
+    let position = |p: &str| got.iter().position(|l| l.starts_with(p)).unwrap();
+    assert!(position("stats.phase0 ") < position("stats.phase1 "));
+    assert!(position("stats.phase1 ") < position("stats.phase2 "));
+    let errors = got
+        .iter()
+        .filter_map(|l| l.strip_prefix("statsd.publish_error.socket "))
+        .map(|rest| rest.split(' ').next().unwrap().parse::<f64>().unwrap())
+        .fold(0.0, f64::max);
+    assert!(errors >= 2.0, "publish errors counted: {errors}");
+    server.stop();
+}
+
+#[test]
+fn final_flush_never_reuses_the_previous_flush_second() {
+    let carbon = FakeCarbon::start();
+    let server = server(&carbon_args(carbon.port, "1"));
+    server.send_udp(b"before:1|c\n");
+    let regular = carbon.flush_with("stats.before ");
+    // Stopped right after a regular flush: usually within the same second.
+    server.send_udp(b"after:1|c\n");
+    server.stop();
+    let last = carbon.flush_with("stats.after ");
+    let second =
+        |flush: &[String]| -> u64 { flush[0].rsplit(' ').next().unwrap().parse().unwrap() };
+    assert!(
+        second(&last) > second(&regular),
+        "final flush reused second {}",
+        second(&regular)
+    );
+}
+
+// The binary.
 
 #[test]
 fn seed_run_script_flags_start_the_server() {
@@ -92,7 +173,7 @@ fn seed_run_script_flags_start_the_server() {
         "--gauge-prefix",
         "my_prefix",
         "--nsca-port",
-        &closed_port().to_string(),
+        &free_port().to_string(),
     ]);
     daemon.send_udp(b"c:10|c\ng:4|g\nt:2|ms\ns:x|s\n");
     assert_eq!(daemon.terminate(), 0);
@@ -106,56 +187,11 @@ fn seed_run_script_flags_start_the_server() {
 }
 
 #[test]
-fn carbon_down_then_up_delivers_every_line_once_with_original_timestamps() {
-    // Reserve a port for carbon, then leave it closed for a while.
-    let reserved = TcpListener::bind("127.0.0.1:0").unwrap();
-    let carbon_port = reserved.local_addr().unwrap().port();
-    drop(reserved);
-    let mut args = carbon_args(carbon_port, "0.3");
-    args.push("--debug".into());
-    let mut daemon = start(&args);
-    for phase in 0..3 {
-        daemon.send_udp(format!("phase{phase}:1|c\n").as_bytes());
-        // Each flush says so on stdout; failed publishes go to stderr.
-        daemon.wait_stdout("flushed");
-        daemon.wait_stderr("failed");
-    }
-    let came_up = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let carbon = FakeCarbon::on(TcpListener::bind(("127.0.0.1", carbon_port)).unwrap());
-    daemon.send_udp(b"after:1|c\n");
-    let got = carbon.until("stats.after ");
-    for phase in 0..3 {
-        let path = format!("stats.phase{phase} ");
-        let matching: Vec<&String> = got.iter().filter(|l| l.starts_with(&path)).collect();
-        assert_eq!(matching.len(), 1, "{path}: {matching:?}");
-        let ts: u64 = matching[0].rsplit(' ').next().unwrap().parse().unwrap();
-        assert!(
-            ts <= came_up,
-            "timestamp {ts} is not the original (carbon came up at {came_up})"
-        );
-    }
-    // The backlog was resent in order: phase0 before phase1 before phase2.
-    let position = |p: &str| got.iter().position(|l| l.starts_with(p)).unwrap();
-    assert!(position("stats.phase0 ") < position("stats.phase1 "));
-    assert!(position("stats.phase1 ") < position("stats.phase2 "));
-    let errors = got
-        .iter()
-        .filter_map(|l| l.strip_prefix("statsd.publish_error.socket "))
-        .map(|rest| rest.split(' ').next().unwrap().parse::<f64>().unwrap())
-        .fold(0.0, f64::max);
-    assert!(errors >= 2.0, "publish errors counted: {errors}");
-    assert_eq!(daemon.terminate(), 0);
-}
-
-#[test]
 fn sigterm_flushes_and_exits_zero() {
     let carbon = FakeCarbon::start();
-    let mut daemon = start(&carbon_args(carbon.port, "3600"));
+    let mut daemon = daemon(&carbon_args(carbon.port, "3600"));
     daemon.send_udp(b"final:7|c\n");
-    let mut tcp = TcpStream::connect(("127.0.0.1", daemon.port)).unwrap();
+    let mut tcp = daemon.connect_tcp();
     tcp.write_all(b"final.tcp:1|g\n").unwrap();
     tcp.flush().unwrap();
     assert_eq!(daemon.terminate(), 0);
@@ -166,9 +202,9 @@ fn sigterm_flushes_and_exits_zero() {
 
 #[test]
 fn sigterm_with_carbon_down_reports_the_loss_and_exits_zero() {
-    let mut args = carbon_args(closed_port(), "3600");
+    let mut args = carbon_args(free_port(), "3600");
     args.extend(["--shutdown-timeout".into(), "2".into()]);
-    let mut daemon = start(&args);
+    let mut daemon = daemon(&args);
     daemon.send_udp(b"lost:1|c\n");
     assert_eq!(daemon.terminate(), 0);
     daemon.wait_stderr("lines lost");
@@ -177,7 +213,7 @@ fn sigterm_with_carbon_down_reports_the_loss_and_exits_zero() {
 #[test]
 fn bad_lines_are_counted_and_do_not_disturb_good_ones() {
     let carbon = FakeCarbon::start();
-    let mut daemon = start(&carbon_args(carbon.port, "3600"));
+    let mut daemon = daemon(&carbon_args(carbon.port, "3600"));
     daemon.send_udp(b"good:1|c\nbad\nx:1|q\ngood:1|c\n\xff\xfe:1|c\ngood:1|c|@2\n");
     assert_eq!(daemon.terminate(), 0);
     let flush = carbon.flush_with("stats.good ");
@@ -227,10 +263,7 @@ fn bad_flags_exit_nonzero_with_one_line() {
         &["--pct", "500"],
         &["--flush-interval", "-1"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_statsd"))
-            .args(args)
-            .output()
-            .unwrap();
+        let out = run_statsd(args);
         assert!(!out.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
@@ -240,10 +273,7 @@ fn bad_flags_exit_nonzero_with_one_line() {
 
 #[test]
 fn help_lists_every_original_flag() {
-    let out = Command::new(env!("CARGO_BIN_EXE_statsd"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let out = run_statsd(&["--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
@@ -265,23 +295,4 @@ fn help_lists_every_original_flag() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
-}
-
-#[test]
-fn final_flush_never_reuses_the_previous_flush_second() {
-    let carbon = FakeCarbon::start();
-    let mut daemon = start(&carbon_args(carbon.port, "1"));
-    daemon.send_udp(b"before:1|c\n");
-    let regular = carbon.flush_with("stats.before ");
-    // SIGTERM right after a regular flush: usually within the same second.
-    daemon.send_udp(b"after:1|c\n");
-    assert_eq!(daemon.terminate(), 0);
-    let last = carbon.flush_with("stats.after ");
-    let second =
-        |flush: &[String]| -> u64 { flush[0].rsplit(' ').next().unwrap().parse().unwrap() };
-    assert!(
-        second(&last) > second(&regular),
-        "final flush reused second {}",
-        second(&regular)
-    );
 }

@@ -50,7 +50,7 @@ stats.bytes 0.15 1700000000
 stats.crlf 0.4 1700000000
 stats.http.req;method=get;route=-home 0.3 1700000000
 stats.multi 0.1 1700000000
-stats.my-name_with_spaces 0.1 1700000000
+stats.my-name_with__spaces 0.1 1700000000
 stats.rate.sampled 1 1700000000
 stats.requests 0.8 1700000000
 stats.big 1e20 1700000000

@@ -1,32 +1,36 @@
-//! The monitoring endpoint of the real binary: Python's standard
-//! `xmlrpc.client`, the `statsdmonitor` command, and abuse that must not
-//! disturb metric intake.
+//! The monitoring endpoint of a running server: Python's standard
+//! `xmlrpc.client` (the reference client SPEC section 7 names), the
+//! `statsdmonitor` command, and abuse that must not disturb metric intake.
+//! The server runs in process; the binary only where its start-up line is
+//! what the test reads (the default monitor port).
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{Daemon, WAIT};
+use support::daemon::{lines_of, run_bounded, run_statsdmonitor, STATSD};
+use support::server::Server;
+use support::{free_port, Statsd, WAIT};
 
 use statsd::stats::SPEC_KEYS;
 
-/// Calls istats with Python's xmlrpc.client at `path`; returns the JSON.
-fn python_istats(port: u16, path: &str) -> serde_json::Value {
+/// Calls istats with Python's xmlrpc.client at `path` (and checks that
+/// `system.listMethods` offers it); returns the JSON.
+fn python_istats(addr: SocketAddr, path: &str) -> serde_json::Value {
     let script = format!(
         "import xmlrpc.client, sys\n\
-         p = xmlrpc.client.ServerProxy('http://127.0.0.1:{port}{path}')\n\
+         p = xmlrpc.client.ServerProxy('http://{addr}{path}')\n\
          s = p.istats()\n\
          assert isinstance(s, str), type(s)\n\
          assert 'istats' in p.system.listMethods()\n\
          sys.stdout.write(s)\n"
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3 must be installed");
+    let mut python = Command::new("python3");
+    python.args(["-c", &script]);
+    let out = run_bounded(python);
     assert!(
         out.status.success(),
         "python: {}",
@@ -35,53 +39,43 @@ fn python_istats(port: u16, path: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("istats is JSON")
 }
 
-/// Polls istats until `check` holds (bounded).
-fn wait_istats(port: u16, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let stats = python_istats(port, "/RPC2");
-        if check(&stats) {
-            return stats;
-        }
-        assert!(Instant::now() < deadline, "istats never matched: {stats}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn idle_daemon() -> Daemon {
-    Daemon::start(&["-p", "0", "-q", "--console", "--flush-interval", "3600"])
+/// A server that never flushes while the test runs.
+fn idle_server() -> Server {
+    Server::start(&["-p", "0", "-q", "--console", "--flush-interval", "3600"])
 }
 
 #[test]
 fn python_xmlrpc_reads_every_spec_key_with_true_values() {
-    let mut daemon = idle_daemon();
-    let monitor = daemon.monitor_port.expect("monitor port");
-    daemon.send_udp(b"a:1|c\nb:2|g\nbroken line\n");
-    let stats = wait_istats(monitor, |s| s["pending_stats"] == 2);
+    let server = idle_server();
+    let monitor = server.monitor_addr();
+    server.send_udp(b"a:1|c\nb:2|g\nbroken line\n");
+    server.poll_istats(|s| s["pending_stats"] == 2);
+    // Nothing changes any more (no flush for an hour): Python reads the
+    // same values.
     for path in ["/", "/RPC2"] {
         let stats = python_istats(monitor, path);
         for key in SPEC_KEYS {
             assert!(stats.get(key).is_some(), "{path}: no {key} in {stats}");
         }
+        assert_eq!(stats["pending_stats"], 2, "{path}: {stats}");
+        assert_eq!(stats["metrics.discarded"], 1, "{path}: {stats}");
+        assert_eq!(stats["metrics.batch.count"], 1, "{path}: {stats}");
+        assert_eq!(stats["metrics.batch.discarded"], 1, "{path}: {stats}");
+        assert!(stats["start_time"].as_f64().unwrap() > 1.6e9, "{stats}");
     }
-    assert_eq!(stats["metrics.discarded"], 1);
-    assert_eq!(stats["metrics.batch.count"], 1);
-    assert_eq!(stats["metrics.batch.discarded"], 1);
-    assert!(stats["start_time"].as_f64().unwrap() > 1.6e9);
-    assert_eq!(daemon.terminate(), 0);
+    server.stop();
 }
 
 #[test]
 fn monitor_port_defaults_to_port_plus_ten() {
-    // Find a port p with p and p+10 free for UDP and TCP, then start on it.
+    // A free port p whose p+10 is free too (else statsd cannot bind, and
+    // the next try takes another).
     for _ in 0..20 {
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = probe.local_addr().unwrap().port();
-        drop(probe);
+        let port = free_port();
         if port > 65000 {
             continue;
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_statsd"))
+        let mut child = Command::new(STATSD)
             .args([
                 "-n",
                 "127.0.0.1",
@@ -90,15 +84,16 @@ fn monitor_port_defaults_to_port_plus_ten() {
                 "--console",
                 "-q",
             ])
-            .stderr(std::process::Stdio::piped())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let mut first = [0u8; 300];
-        let n = stderr.read(&mut first).unwrap_or(0);
-        let line = String::from_utf8_lossy(&first[..n]).to_string();
+        let stderr = lines_of(child.stderr.take().unwrap());
+        let line = stderr.recv_timeout(WAIT);
         let _ = child.kill();
         let _ = child.wait();
+        let line = line.expect("statsd wrote no start-up line");
         if line.contains("cannot bind") {
             continue; // raced with another test; try another port
         }
@@ -112,15 +107,12 @@ fn monitor_port_defaults_to_port_plus_ten() {
 }
 
 #[test]
-fn statsdmonitor_prints_sorted_keys_of_the_real_daemon() {
-    let mut daemon = idle_daemon();
-    let monitor = daemon.monitor_port.unwrap();
-    daemon.send_udp(b"x:1|c\n");
-    wait_istats(monitor, |s| s["pending_stats"] == 1);
-    let out = Command::new(env!("CARGO_BIN_EXE_statsdmonitor"))
-        .args(["127.0.0.1", &monitor.to_string()])
-        .output()
-        .unwrap();
+fn statsdmonitor_prints_sorted_keys_of_a_running_server() {
+    let server = idle_server();
+    let monitor = server.monitor_addr().port().to_string();
+    server.send_udp(b"x:1|c\n");
+    server.poll_istats(|s| s["pending_stats"] == 1);
+    let out = run_statsdmonitor(&["127.0.0.1", &monitor]);
     assert!(
         out.status.success(),
         "{}",
@@ -138,12 +130,10 @@ fn statsdmonitor_prints_sorted_keys_of_the_real_daemon() {
         assert!(keys.contains(&key), "no {key}:\n{text}");
     }
     assert!(text.lines().any(|l| l == "pending_stats: 1"), "{text}");
-    assert_eq!(daemon.terminate(), 0);
+    server.stop();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_statsdmonitor"))
-        .args(["127.0.0.1", &monitor.to_string()])
-        .output()
-        .unwrap();
+    // The server is gone: one line, and a failure.
+    let out = run_statsdmonitor(&["127.0.0.1", &monitor]);
     assert!(!out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
@@ -159,8 +149,8 @@ fn unknown_method() -> Vec<u8> {
 
 #[test]
 fn abuse_of_the_monitor_port_does_not_disturb_intake() {
-    let mut daemon = idle_daemon();
-    let monitor = daemon.monitor_port.unwrap();
+    let server = idle_server();
+    let monitor = server.monitor_addr();
     let abuse: Vec<Vec<u8>> = vec![
         b"GARBAGE\r\n\r\n".to_vec(),
         b"POST /RPC2 HTTP/1.1\r\nContent-Length: 9\r\n\r\nnot xml!!".to_vec(),
@@ -169,8 +159,8 @@ fn abuse_of_the_monitor_port_does_not_disturb_intake() {
         vec![0xff; 5000],
     ];
     for (n, request) in abuse.iter().enumerate() {
-        daemon.send_udp(b"counted:1|c\n");
-        let mut stream = TcpStream::connect(("127.0.0.1", monitor)).unwrap();
+        server.send_udp(b"counted:1|c\n");
+        let mut stream = TcpStream::connect(monitor).unwrap();
         // The server answers or closes; a short bound keeps the test quick
         // even if it chose to wait for a body that never comes.
         stream
@@ -184,8 +174,8 @@ fn abuse_of_the_monitor_port_does_not_disturb_intake() {
         let _ = stream.read_to_end(&mut answer);
     }
     // An idle connection that never sends anything.
-    let _idle = TcpStream::connect(("127.0.0.1", monitor)).unwrap();
-    let stats = wait_istats(monitor, |s| s["pending_stats"] == abuse.len());
+    let _idle = TcpStream::connect(monitor).unwrap();
+    let stats = server.poll_istats(|s| s["pending_stats"] == abuse.len());
     assert_eq!(stats["metrics.discarded"], 0);
-    assert_eq!(daemon.terminate(), 0);
+    server.stop();
 }

@@ -1,20 +1,21 @@
 //! Our NSCA client against the real NSCA daemon.
 //!
-//! The harness (in `common/nsca.rs`) needs Debian's `nsca` package; without it
+//! The harness (in `support/nsca.rs`) needs Debian's `nsca` package; without it
 //! these tests FAIL, on purpose. Each test runs its own daemon in the
 //! foreground on a free loopback port and polls its command file (bounded) for
 //! the PROCESS_SERVICE_CHECK_RESULT line.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::nsca::{free_port, NscaDaemon as Daemon, PATIENCE};
 use statsd::alert::nsca::{load_send_nsca_config, Encryption, NscaClient};
 use statsd::alert::{run_alert_loop, AlertStats, CheckStatus, HealthSnapshot, NscaError};
+use support::free_port;
+use support::nsca::{NscaDaemon as Daemon, PATIENCE};
 use tokio_util::sync::CancellationToken;
 
 /// Sends one check with `method` and waits for nsca to write it.
@@ -104,7 +105,7 @@ async fn daemon_gets_codes_and_one_line_output() {
 /// A check with the wrong password never reaches the command file; one sent
 /// right after with the right password does, and is the only line once nsca
 /// has judged every connection. (A forking daemon: a single-process nsca 2.10
-/// can stall the connection that follows a dropped packet; see common/nsca.rs.)
+/// can stall the connection that follows a dropped packet; see support/nsca.rs.)
 #[tokio::test]
 async fn daemon_drops_wrong_password() {
     for method in [Encryption::Xor, Encryption::Rijndael128] {

@@ -12,13 +12,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::carbon::{Carbon, Points};
+use support::carbon::{CarbonCache, Points};
+use support::istats::{self, stat};
 use support::runit::{Options, Service};
-use support::{free_tcp_port, free_tcp_udp_port, istat, send_udp, wait_for};
+use support::{free_port, wait_for, Statsd};
 
 /// Bound on every wait: generous for a loaded 2-core CI machine, yet a hung
 /// peer fails the test in well under a minute.
 const WAIT: Duration = Duration::from_secs(40);
+
+/// `Some` once `istats` says the daemon holds `n` or more lines this interval.
+fn pending_at_least(svc: &Service, n: u64) -> Option<()> {
+    let stats = istats::fetch(svc.monitor_addr()).ok()?;
+    (stat(&stats, "pending_stats") >= n).then_some(())
+}
 
 fn unix_now() -> f64 {
     SystemTime::now()
@@ -41,7 +48,7 @@ fn single_points(got: &BTreeMap<String, Points>) -> BTreeMap<String, (i64, f64)>
 /// Waits until carbon holds, at timestamp `ts`, as many series as the flush's
 /// `<metadata-prefix>.numStats` says it had lines: every line of one flush
 /// carries the flush timestamp, and each line is its own series.
-fn assert_num_stats_matches(carbon: &Carbon, num_stats_metric: &str, ts: i64) {
+fn assert_num_stats_matches(carbon: &CarbonCache, num_stats_metric: &str, ts: i64) {
     let num_stats = carbon.wait_points(&[num_stats_metric], 1, WAIT)[num_stats_metric]
         .iter()
         .find(|(t, _)| *t == ts)
@@ -51,7 +58,7 @@ fn assert_num_stats_matches(carbon: &Carbon, num_stats_metric: &str, ts: i64) {
         num_stats >= 1.0 && num_stats.fract() == 0.0,
         "numStats {num_stats}"
     );
-    let series_at_ts = |carbon: &Carbon| -> Vec<String> {
+    let series_at_ts = |carbon: &CarbonCache| -> Vec<String> {
         let all = carbon.metrics();
         let names: Vec<&str> = all.iter().map(String::as_str).collect();
         carbon
@@ -71,18 +78,17 @@ fn assert_num_stats_matches(carbon: &Carbon, num_stats_metric: &str, ts: i64) {
 
 #[test]
 fn runsv_daemon_flushes_counters_gauges_timers_sets_to_real_carbon() {
-    let carbon = Carbon::start();
+    let carbon = CarbonCache::start();
     let svc = Service::start_listening(
         || Options {
-            port: free_tcp_udp_port(),
-            monitor_port: free_tcp_port(),
+            port: free_port(),
+            monitor_port: free_port(),
             graphite_port: carbon.line_port,
             // 2 s: counters divide by it, and each flush gets its own whole second.
             flush_interval: "2".to_string(),
         },
         WAIT,
     );
-    let port = svc.opts.port;
     assert!(svc.status().starts_with("run: "), "{}", svc.describe());
 
     // One datagram: every line lands in the same flush, so one timestamp.
@@ -95,7 +101,7 @@ fn runsv_daemon_flushes_counters_gauges_timers_sets_to_real_carbon() {
         payload.push_str(&format!("svc.latency:{v}|ms\n"));
     }
     let sent_at = unix_now();
-    send_udp(port, &payload);
+    svc.send_udp(payload.as_bytes());
 
     // Paths from the seed run script's prefixes.
     let expected: &[(&str, f64)] = &[
@@ -138,18 +144,18 @@ fn runsv_daemon_flushes_counters_gauges_timers_sets_to_real_carbon() {
 
 #[test]
 fn sv_down_during_traffic_lands_final_flush_in_whisper_and_logs_to_svlogd() {
-    let carbon = Carbon::start();
+    let carbon = CarbonCache::start();
     let svc = Service::start_listening(
         || Options {
-            port: free_tcp_udp_port(),
-            monitor_port: free_tcp_port(),
+            port: free_port(),
+            monitor_port: free_port(),
             graphite_port: carbon.line_port,
             // Far beyond the test's length: only the flush on SIGTERM publishes.
             flush_interval: "60".to_string(),
         },
         WAIT,
     );
-    let (port, monitor_port) = (svc.opts.port, svc.opts.monitor_port);
+    let port = svc.opts.port;
     let before = svc.status();
     assert!(before.starts_with("run: "), "sv status before: {before}");
 
@@ -157,17 +163,17 @@ fn sv_down_during_traffic_lands_final_flush_in_whisper_and_logs_to_svlogd() {
     // the daemon has taken them all in (what is still in the socket buffer at
     // SIGTERM may be dropped: the daemon stops reading first).
     for _ in 0..10 {
-        send_udp(port, &"final.count:1|c\n".repeat(100));
+        svc.send_udp("final.count:1|c\n".repeat(100).as_bytes());
     }
-    send_udp(port, "final.gauge:42|g\n");
+    svc.send_udp(b"final.gauge:42|g\n");
     wait_for(
         WAIT,
         "pending_stats >= 1001 over XML-RPC istats",
-        || istat(monitor_port, "pending_stats").filter(|n| *n >= 1001.0),
+        || pending_at_least(&svc, 1001),
         || {
             format!(
                 "istats: {:?}\n{}",
-                support::istats(monitor_port),
+                istats::fetch(svc.monitor_addr()),
                 svc.describe()
             )
         },
@@ -196,7 +202,7 @@ fn sv_down_during_traffic_lands_final_flush_in_whisper_and_logs_to_svlogd() {
     wait_for(
         WAIT,
         "noise traffic reaching the daemon",
-        || istat(monitor_port, "pending_stats").filter(|n| *n >= 1011.0),
+        || pending_at_least(&svc, 1011),
         || svc.describe(),
     );
 
@@ -246,18 +252,17 @@ fn sv_down_during_traffic_lands_final_flush_in_whisper_and_logs_to_svlogd() {
 #[test]
 fn publish_failure_reaches_svlogd_and_daemon_still_exits_cleanly() {
     // Nothing listens there: every publish is refused.
-    let dead_carbon = free_tcp_port();
+    let dead_carbon = free_port();
     let svc = Service::start_listening(
         || Options {
-            port: free_tcp_udp_port(),
-            monitor_port: free_tcp_port(),
+            port: free_port(),
+            monitor_port: free_port(),
             graphite_port: dead_carbon,
             flush_interval: "0.5".to_string(),
         },
         WAIT,
     );
-    let port = svc.opts.port;
-    send_udp(port, "lost.count:1|c\n");
+    svc.send_udp(b"lost.count:1|c\n");
 
     let needle = format!("127.0.0.1:{dead_carbon}");
     let line = wait_for(

@@ -1,58 +1,49 @@
-//! Shared helpers for the service tests: real peers (carbon-cache, runsv,
-//! svlogd, Python's xmlrpc client) started in temp dirs on free loopback ports,
-//! and bounded polling instead of sleeps.
+//! Everything the integration tests share, one module per concern:
+//!
+//! - [`server`]: the server (`statsd::server::run`) inside the test process,
+//!   on port 0, with its own runtime; and `admin::serve` alone on a fixture.
+//! - [`daemon`]: the real `statsd` binary as a black box (flags, signals,
+//!   exit codes, what it prints), and bounded runs of any child process.
+//! - [`carbon`]: the one fake carbon (behaviour-driven: refusing, normal,
+//!   resetting, stalled, slow) and the real carbon-cache with whisper.
+//! - [`istats`]: the one `istats` fetcher, a real XML-RPC call over HTTP.
+//! - [`nsca`]: the real NSCA daemon.
+//! - [`runit`]: the shipped runit service under a real `runsv`.
+//!
+//! Here: the one free-port helper, bounded waits, the [`Statsd`] trait that
+//! lets a test talk to an in-process server and to the binary alike, and the
+//! process-group guard for peers that start children.
+//!
+//! Rules every helper keeps: real sockets on loopback, port 0 (or a port
+//! picked free and retried), waits on events with a deadline, never a fixed
+//! sleep; a missing peer fails the test with the package to install.
 //!
 //! Each test binary uses only part of this module, hence the allow.
 #![allow(dead_code)]
 
 pub mod carbon;
+pub mod daemon;
+pub mod istats;
+pub mod nsca;
 pub mod runit;
+pub mod server;
 
-use std::io;
-use std::net::{TcpListener, UdpSocket};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-/// Where Debian puts a peer's binary, and the package that brings it: a test
-/// that needs it fails with the install command rather than skipping.
-pub fn require_binary(path: &str, package: &str) -> PathBuf {
-    let p = PathBuf::from(path);
-    assert!(
-        p.is_file(),
-        "{path} is missing: this test needs a real peer; install it with \
-         `apt-get install -y {package}` (see scripts/test.sh)"
-    );
-    p
-}
+/// Longest any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(20);
 
-/// Python 3 with the `whisper` module (python3-whisper): used to read whisper
-/// files back and to call the daemon's XML-RPC endpoint.
-pub fn require_python_whisper() {
-    require_binary("/usr/bin/python3", "python3");
-    let ok = Command::new("/usr/bin/python3")
-        .args(["-c", "import whisper"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "python3 cannot import whisper: install it with \
-         `apt-get install -y python3-whisper` (see scripts/test.sh)"
-    );
-}
-
-/// A loopback port free for TCP at the time of the call.
-pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// A loopback port free for both TCP and UDP: the daemon binds both on `-p`.
-pub fn free_tcp_udp_port() -> u16 {
+/// A loopback port free for both TCP and UDP at the time of the call, and
+/// closed again: nothing listens there until someone binds it. It is the
+/// port for a peer the test starts (which retries if another process takes
+/// it first) and, left alone, a port that refuses connections.
+pub fn free_port() -> u16 {
     for _ in 0..100 {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = tcp.local_addr().expect("local_addr").port();
@@ -63,11 +54,12 @@ pub fn free_tcp_udp_port() -> u16 {
     panic!("no loopback port free for both TCP and UDP after 100 tries");
 }
 
-/// Polls `f` every 50 ms until it returns `Some`, for at most `timeout`.
+/// Polls `f` every `every` until it returns `Some`, for at most `timeout`.
 /// Panics with `what` and the last state `describe` gives, so a failure says
 /// what was awaited and what was seen instead.
-pub fn wait_for<T>(
+pub fn wait_every<T>(
     timeout: Duration,
+    every: Duration,
     what: &str,
     mut f: impl FnMut() -> Option<T>,
     describe: impl Fn() -> String,
@@ -83,8 +75,124 @@ pub fn wait_for<T>(
                 describe()
             );
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every);
     }
+}
+
+/// [`wait_every`] 50 ms: for checks that start a process or read files.
+pub fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    f: impl FnMut() -> Option<T>,
+    describe: impl Fn() -> String,
+) -> T {
+    wait_every(timeout, Duration::from_millis(50), what, f, describe)
+}
+
+/// Receives lines until one contains `text`; returns all of them, that one
+/// last. Panics after [`WAIT`], naming `from` (who sends the lines).
+pub fn lines_until(lines: &Receiver<String>, from: &str, text: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.contains(text);
+                got.push(line);
+                if done {
+                    return got;
+                }
+            }
+            Err(_) => panic!(
+                "{from}: no line containing {text:?} within {WAIT:?}; got {} lines, last {:?}",
+                got.len(),
+                got.last()
+            ),
+        }
+    }
+}
+
+/// Every line received so far, without waiting.
+pub fn drain(lines: &Receiver<String>) -> Vec<String> {
+    lines.try_iter().collect()
+}
+
+/// A statsd to talk to over loopback: the server in process
+/// ([`server::Server`]), the real binary ([`daemon::Daemon`]) or the binary
+/// under runsv ([`runit::Service`]). Helpers written against it serve all.
+pub trait Statsd {
+    /// The metrics address (UDP and TCP), on loopback.
+    fn metrics_addr(&self) -> SocketAddr;
+
+    /// The XML-RPC monitoring address, on loopback; panics when it is off.
+    fn monitor_addr(&self) -> SocketAddr;
+
+    /// Sends `payload` as one UDP datagram: one datagram lands in one flush.
+    fn send_udp(&self, payload: &[u8]) {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP sender");
+        let sent = socket
+            .send_to(payload, self.metrics_addr())
+            .expect("send a UDP datagram");
+        assert_eq!(sent, payload.len(), "short UDP send");
+    }
+
+    /// A TCP connection to the metrics port.
+    fn connect_tcp(&self) -> TcpStream {
+        let stream = TcpStream::connect_timeout(&self.metrics_addr(), WAIT)
+            .expect("connect to the metrics port");
+        stream
+            .set_write_timeout(Some(WAIT))
+            .expect("TCP write timeout");
+        stream
+    }
+
+    /// Writes `data` on one TCP connection and closes it.
+    fn send_tcp(&self, data: &[u8]) {
+        self.connect_tcp()
+            .write_all(data)
+            .expect("write to the metrics port");
+    }
+
+    /// `istats` now, over XML-RPC; panics if the server does not answer.
+    fn istats(&self) -> serde_json::Value {
+        istats::fetch(self.monitor_addr())
+            .unwrap_or_else(|e| panic!("istats on {}: {e}", self.monitor_addr()))
+    }
+
+    /// Polls `istats` until `check` holds; panics with the last answer
+    /// after [`WAIT`].
+    fn poll_istats(&self, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        istats::poll(self.monitor_addr(), check)
+    }
+}
+
+/// Where Debian puts a peer's binary, and the package that brings it: a test
+/// that needs it fails with the install command rather than skipping.
+pub fn require_binary(path: &str, package: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    assert!(
+        p.is_file(),
+        "{path} is missing: this test needs a real peer; install it with \
+         `apt-get install -y {package}` (see scripts/test.sh)"
+    );
+    p
+}
+
+/// Python 3 with the `whisper` module (python3-whisper): reads whisper files
+/// back.
+pub fn require_python_whisper() {
+    require_binary("/usr/bin/python3", "python3");
+    let ok = Command::new("/usr/bin/python3")
+        .args(["-c", "import whisper"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "python3 cannot import whisper: install it with \
+         `apt-get install -y python3-whisper` (see scripts/test.sh)"
+    );
 }
 
 /// The file's text, or "" while it does not exist yet.
@@ -92,50 +200,6 @@ pub fn read_lossy(path: &Path) -> String {
     std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
-}
-
-/// Calls the daemon's `istats` with Python's standard xmlrpc client, the
-/// client SPEC section 7 names, and returns the decoded JSON object. `None`
-/// while the daemon does not answer.
-pub fn istats(monitor_port: u16) -> Option<serde_json::Map<String, serde_json::Value>> {
-    // The socket timeout bounds a call to a daemon that accepts but never
-    // answers, so the caller's bounded poll stays bounded.
-    let out = Command::new("/usr/bin/python3")
-        .args([
-            "-c",
-            "import socket, sys, xmlrpc.client\n\
-             socket.setdefaulttimeout(5)\n\
-             p = xmlrpc.client.ServerProxy('http://127.0.0.1:%s/RPC2' % sys.argv[1])\n\
-             sys.stdout.write(p.istats())\n",
-            &monitor_port.to_string(),
-        ])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
-        Ok(serde_json::Value::Object(m)) => Some(m),
-        other => panic!(
-            "istats did not return a JSON object: {other:?} from {:?}",
-            String::from_utf8_lossy(&out.stdout)
-        ),
-    }
-}
-
-/// One numeric key of `istats`.
-pub fn istat(monitor_port: u16, key: &str) -> Option<f64> {
-    istats(monitor_port)?.get(key)?.as_f64()
-}
-
-/// Sends `payload` as one UDP datagram to the daemon on loopback: one datagram
-/// lands in one flush, so every line in it shares a flush timestamp.
-pub fn send_udp(port: u16, payload: &str) {
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp sender");
-    let n = sock
-        .send_to(payload.as_bytes(), ("127.0.0.1", port))
-        .expect("send udp datagram");
-    assert_eq!(n, payload.len(), "short UDP send");
 }
 
 /// A child started in its own process group, so that it and everything it

@@ -8,12 +8,13 @@
 //! into the temp dir.
 
 use std::fs;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{read_lossy, require_binary, wait_for, GroupGuard};
+use super::{read_lossy, require_binary, wait_for, GroupGuard, Statsd};
 
 const SHIPPED_RUN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/runit/statsd/run");
 const SHIPPED_LOG_RUN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/runit/statsd/log/run");
@@ -123,7 +124,7 @@ impl Service {
             "shipped run script must start the daemon as the seed did"
         );
         tokens[3] = current_user();
-        tokens[4] = env!("CARGO_BIN_EXE_statsd").to_string();
+        tokens[4] = super::daemon::STATSD.to_string();
         let before = tokens.len();
         tokens.retain(|t| t != "-a");
         assert_eq!(before - 1, tokens.len(), "shipped run script has -a once");
@@ -296,4 +297,15 @@ fn write_exec(path: &Path, text: &str) {
     fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))
         .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// The daemon under runsv, on the ports its command line names.
+impl Statsd for Service {
+    fn metrics_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.opts.port))
+    }
+
+    fn monitor_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.opts.monitor_port))
+    }
 }

@@ -16,13 +16,15 @@
 //! FAIL, on purpose: a missing daemon must not pass for a working client.
 
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use statsd::alert::nsca::{Encryption, NscaClient, INIT_PACKET_LEN};
+
+use super::free_port;
 
 pub const NSCA: &str = "/usr/sbin/nsca";
 /// How long we wait for the daemon to start or a check to land.
@@ -66,12 +68,6 @@ impl CheckResult {
             output: fields.next()?.to_string(),
         })
     }
-}
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
-    l.local_addr().expect("local addr").port()
 }
 
 /// True once the daemon answers a connection with a whole init packet.
