@@ -44,6 +44,14 @@ impl Deliver for Scripted {
 }
 
 fn publisher(failures: usize, hang: bool) -> (Publisher<Scripted>, Arc<PublishStats>, Attempts) {
+    bounded_publisher(failures, hang, 1 << 20)
+}
+
+fn bounded_publisher(
+    failures: usize,
+    hang: bool,
+    max_bytes: usize,
+) -> (Publisher<Scripted>, Arc<PublishStats>, Attempts) {
     let attempts = Attempts::default();
     let stats = Arc::new(PublishStats::default());
     let target = Scripted {
@@ -53,7 +61,7 @@ fn publisher(failures: usize, hang: bool) -> (Publisher<Scripted>, Arc<PublishSt
         start: Instant::now(),
     };
     let limits = BacklogLimits {
-        max_bytes: 1 << 20,
+        max_bytes,
         max_lines: 0,
     };
     let publisher = Publisher::new(
@@ -134,25 +142,7 @@ async fn failing_carbon_at_shutdown_is_retried_within_the_budget() {
 
 #[tokio::test(start_paused = true)]
 async fn payloads_during_a_stuck_attempt_are_in_the_backlog_and_bounded() {
-    let attempts = Attempts::default();
-    let stats = Arc::new(PublishStats::default());
-    let target = Scripted {
-        failures: 0,
-        hang: true,
-        attempts: attempts.clone(),
-        start: Instant::now(),
-    };
-    let limits = BacklogLimits {
-        max_bytes: 250,
-        max_lines: 0,
-    };
-    let publisher = Publisher::new(
-        target,
-        limits,
-        stats.clone(),
-        Arc::new(Logs::default()),
-        Duration::from_secs(4),
-    );
+    let (publisher, stats, _attempts) = bounded_publisher(0, true, 250);
     let (payloads, incoming) = mpsc::unbounded_channel();
     let run = tokio::spawn(publisher.run(incoming, Duration::from_secs(1)));
     for _ in 0..5 {
