@@ -139,20 +139,8 @@ pub fn packet_crc_ok(packet: &[u8]) -> bool {
 /// Padding noise in send_nsca's alphabet (`'0' + rand % 72`), so the end of the
 /// text is not obvious; not cryptographic, as in send_nsca.
 pub fn padding_fill() -> impl FnMut() -> u8 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded by the OS: a free, dependency-less random seed.
-    let mut state = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-        | 1;
-    move || {
-        // xorshift64*
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32;
-        b'0' + (r % 72) as u8
-    }
+    let mut rng = fastrand::Rng::new();
+    move || b'0' + rng.u8(..72)
 }
 
 #[cfg(test)]
