@@ -29,6 +29,4 @@ pub use packet::{
     build_packet, crc32, packet_crc_ok, padding_fill, parse_init_packet, INIT_PACKET_LEN, IV_LEN,
     LEGACY_PACKET_LEN, PACKET_LEN,
 };
-pub use send_nsca_cfg::{
-    load_send_nsca_config, parse_send_nsca_cfg, parse_send_nsca_config, SendNscaConfig,
-};
+pub use send_nsca_cfg::{load_send_nsca_config, parse_send_nsca_config, SendNscaConfig};

@@ -67,12 +67,6 @@ pub fn parse_send_nsca_config(text: &str) -> Result<SendNscaConfig, NscaError> {
     Ok(cfg)
 }
 
-/// The two settings most callers need: `(password, encryption)`.
-pub fn parse_send_nsca_cfg(text: &str) -> Result<(Option<Vec<u8>>, Option<Encryption>), NscaError> {
-    let cfg = parse_send_nsca_config(text)?;
-    Ok((cfg.password, cfg.encryption))
-}
-
 /// Reads and parses a `send_nsca.cfg` file.
 pub fn load_send_nsca_config(path: &Path) -> Result<SendNscaConfig, NscaError> {
     let text = std::fs::read_to_string(path).map_err(|source| NscaError::ConfigFile {
@@ -89,9 +83,9 @@ mod tests {
     #[test]
     fn cfg_password_and_method() {
         let text = "# send_nsca.cfg\n\npassword=s3cr3t pw \nencryption_method=14\n";
-        let (pw, enc) = parse_send_nsca_cfg(text).expect("valid");
-        assert_eq!(pw.as_deref(), Some(&b"s3cr3t pw "[..]));
-        assert_eq!(enc, Some(Encryption::Rijndael128));
+        let cfg = parse_send_nsca_config(text).expect("valid");
+        assert_eq!(cfg.password.as_deref(), Some(&b"s3cr3t pw "[..]));
+        assert_eq!(cfg.encryption, Some(Encryption::Rijndael128));
     }
 
     #[test]
