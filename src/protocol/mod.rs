@@ -1,6 +1,7 @@
 //! The StatsD line protocol, every common dialect:
 //! `name:value|type[|field]...` with fields in any order (`@rate`, `#tags`
-//! (repeatable), `c:container-id`, `e:external-data`, `T<unix seconds>`),
+//! (repeatable), `c:container-id`, `e:external-data`, `card:cardinality`,
+//! `T<unix seconds>`),
 //! several values per line (`name:1|c:5|ms`, Etsy; `name:1:2:3|h`,
 //! DogStatsD packed) and tags in the name (`name;k=v`, `name,k=v`).
 //!
@@ -184,6 +185,8 @@ struct Fields<'a> {
     container_id: bool,
     /// `e:` seen.
     external_data: bool,
+    /// `card:` seen (tag cardinality, a hint for the Datadog agent).
+    cardinality: bool,
 }
 
 impl<'a> Fields<'a> {
@@ -210,6 +213,9 @@ impl<'a> Fields<'a> {
             }
             [b'c', b':', ..] => once(&mut self.container_id).map(|()| None),
             [b'e', b':', ..] => once(&mut self.external_data).map(|()| None),
+            // Sent by the datadog and hot-shots clients when a cardinality is
+            // set (DD_CARDINALITY); it shapes no series here.
+            [b'c', b'a', b'r', b'd', b':', ..] => once(&mut self.cardinality).map(|()| None),
             [b'T', ..] => {
                 let (text, next) = split_group(&field[1..]);
                 if self.timestamp.is_some() {

@@ -20,6 +20,11 @@ fn tag_byte(b: u8, key: bool) -> u8 {
     }
 }
 
+/// A tag key as it is written: byte for byte through [`tag_byte`].
+fn cleaned_key(key: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    key.iter().map(|b| tag_byte(*b, true))
+}
+
 /// One tag, still raw.
 type RawTag<'a> = (&'a [u8], &'a [u8]);
 
@@ -77,16 +82,21 @@ pub fn tagged_key(
         }
     }
     let mut list = tags.list;
-    // Stable: equal keys stay in arrival order, and the last one is kept.
-    list.sort_by(|a, b| a.0.cmp(b.0));
+    // Sorted and deduplicated by the key as written (cleaned), not as sent:
+    // `a b` and `a_b` are one tag, and `é` (`__`) sorts before `a`. Stable:
+    // equal keys stay in arrival order, and the last one is kept.
+    list.sort_by(|a, b| cleaned_key(a.0).cmp(cleaned_key(b.0)));
     let mut key = Vec::with_capacity(name.len() + 16 * list.len());
     key.extend_from_slice(name.as_bytes());
     for (i, (tag_key, value)) in list.iter().enumerate() {
-        if list.get(i + 1).is_some_and(|next| next.0 == *tag_key) {
+        if list
+            .get(i + 1)
+            .is_some_and(|next| cleaned_key(next.0).eq(cleaned_key(tag_key)))
+        {
             continue;
         }
         key.push(b';');
-        key.extend(tag_key.iter().map(|b| tag_byte(*b, true)));
+        key.extend(cleaned_key(tag_key));
         key.push(b'=');
         key.extend(value.iter().map(|b| tag_byte(*b, false)));
     }
@@ -124,6 +134,21 @@ mod tests {
         assert_eq!(key(None, &["a b:c;d~e=f"]).unwrap(), "n;a_b=c_d_e_f");
         assert_eq!(key(None, &["route:/home"]).unwrap(), "n;route=-home");
         assert_eq!(key(None, &["k:caf\u{e9}"]).unwrap(), "n;k=caf__");
+    }
+
+    #[test]
+    fn keys_are_sorted_and_merged_as_written() {
+        // Found by the dogstatsd_fields fuzz target: sorted as sent, `é`
+        // (written `__`) came after `a b` (written `a_b`).
+        assert_eq!(key(None, &["a b:c;d,\u{e9}"]).unwrap(), "n;__=true;a_b=c_d");
+        // Keys that clean to the same text are one tag: the last value wins.
+        assert_eq!(key(None, &["a b:1", "a_b:2"]).unwrap(), "n;a_b=2");
+        assert_eq!(key(Some("a~b=1"), &["a;b:2"]).unwrap(), "n;a_b=2");
+        // So two lines naming the same Graphite series get the same key.
+        assert_eq!(
+            key(None, &["\u{e9}:1,_z:2"]).unwrap(),
+            key(None, &["__:1,_z:2"]).unwrap()
+        );
     }
 
     #[test]

@@ -221,6 +221,20 @@ fn container_id_alone_is_accepted() {
 }
 
 #[test]
+fn cardinality_is_accepted_once() {
+    // What datadog (`DogStatsd(cardinality="low")`, DD_CARDINALITY) and
+    // hot-shots (`cardinality: 'low'`) append after the container id.
+    let line = ok("x:1|c|#a:b|c:abc|card:low");
+    assert_eq!(
+        (line.key.as_ref(), line.values.as_slice()),
+        ("x;a=b", &[one(1.0)][..])
+    );
+    assert_eq!(ok("x:1|c|card:high|T100").timestamp, Some(100));
+    assert_eq!(bad(b"x:1|c|card:low|card:low"), ParseError::DuplicateField);
+    assert_eq!(bad(b"x:1|c|card"), ParseError::UnknownField);
+}
+
+#[test]
 fn second_tag_section_merges() {
     assert_eq!(ok("x:1|c|#b:2|@1|#a:1").key, "x;a=1;b=2");
 }

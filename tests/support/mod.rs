@@ -7,6 +7,7 @@
 //! - [`carbon`]: the one fake carbon (behaviour-driven: refusing, normal,
 //!   resetting, stalled, slow) and the real carbon-cache with whisper.
 //! - [`istats`]: the one `istats` fetcher, a real XML-RPC call over HTTP.
+//! - [`flushed`]: one flush as carbon got it, split for exact comparisons.
 //! - [`nsca`]: the real NSCA daemon.
 //! - [`runit`]: the shipped runit service under a real `runsv`.
 //!
@@ -23,6 +24,7 @@
 
 pub mod carbon;
 pub mod daemon;
+pub mod flushed;
 pub mod istats;
 pub mod nsca;
 pub mod runit;
