@@ -67,8 +67,11 @@ pub struct NameParts<'a> {
 }
 
 /// Splits `name;k=v;k2=v2` (Graphite) or `name,k=v` (InfluxDB). The
-/// sections count as tags only when every one of them has the `k=v` form;
-/// otherwise the whole name is cleaned as the original did.
+/// sections count as tags only when every one of them has the `k=v` form,
+/// or, in the InfluxDB form (first separator `,`), when one has it and the
+/// others are bare tags (`name,canary,env=prod`, as hot-shots sends bare
+/// tags with `telegraf: true`; a bare tag is `canary=true`); otherwise the
+/// whole name is cleaned as the original did.
 pub fn split_name(raw: &[u8]) -> NameParts<'_> {
     let Some(at) = raw.iter().position(|b| matches!(b, b';' | b',')) else {
         return NameParts {
@@ -77,9 +80,10 @@ pub fn split_name(raw: &[u8]) -> NameParts<'_> {
         };
     };
     let rest = &raw[at + 1..];
+    let influx = raw[at] == b',';
     let all_tags = rest
         .split(|b| matches!(b, b';' | b','))
-        .all(|section| section.is_empty() || section.contains(&b'='));
+        .all(|section| influx || section.is_empty() || section.contains(&b'='));
     if all_tags && rest.contains(&b'=') {
         NameParts {
             name: clean_name(&raw[..at]),
@@ -122,5 +126,11 @@ mod tests {
         let plain = split_name(b"a;b");
         assert_eq!((plain.name.as_ref(), plain.tags), ("ab", None));
         assert_eq!(split_name(b"a;b=1;c").tags, None);
+        let influx = split_name(b"m,canary,env=prod");
+        assert_eq!(
+            (influx.name.as_ref(), influx.tags),
+            ("m", Some(&b"canary,env=prod"[..]))
+        );
+        assert_eq!(split_name(b"a,b").tags, None, "no k=v at all: a plain name");
     }
 }

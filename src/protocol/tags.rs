@@ -62,12 +62,11 @@ pub fn tagged_key(
             if section.is_empty() {
                 continue;
             }
-            let at = section
-                .iter()
-                .position(|b| *b == b'=')
-                .unwrap_or(section.len());
-            let value = section.get(at + 1..).unwrap_or_default();
-            tags.push(&section[..at], value)?;
+            match section.iter().position(|b| *b == b'=') {
+                Some(at) => tags.push(&section[..at], &section[at + 1..])?,
+                // Only the InfluxDB form lets one through (see split_name).
+                None => tags.push(section, b"true")?,
+            }
         }
     }
     for section in dog_sections {

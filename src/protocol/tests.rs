@@ -333,6 +333,14 @@ fn influx_tags_in_the_name() {
 }
 
 #[test]
+fn influx_bare_tags_in_the_name() {
+    assert_eq!(
+        ok("cpu,canary,env=prod:1|c").key,
+        "cpu;canary=true;env=prod"
+    );
+}
+
+#[test]
 fn every_tag_dialect_merges() {
     assert_eq!(ok("m;a=1,b=2:1|c|#c:3,a:9").key, "m;a=9;b=2;c=3");
 }
