@@ -12,8 +12,10 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import random
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -39,6 +41,15 @@ BENCH_RATE, RATE = _ARGS.bench_rate, _ARGS.feature_rate
 BENCH_NAMES = 4000   # a quarter of each type
 FLUSH = 2            # seconds; a power of two, so value x interval is exact in floats
 UP, DOWN = 20.0, 10.0  # carbon flapping
+RESET_FOR, STALL_FOR = 10.0, 10.0  # carbon misbehaving while it accepts
+# Carbon's phases, in a loop until the load ends (then it stays up): refusing
+# (down), resetting every connection mid-payload, accepting and never reading
+# (stall). An up phase always comes between two bad ones, so each bad phase
+# holds the backlog for about as long as the one before: RSS can stay flat.
+PHASES = [("up", UP), ("down", DOWN), ("up", UP), ("reset", RESET_FOR),
+          ("up", UP), ("stall", STALL_FOR)]
+RESET_AFTER = (1000, 300000)  # bytes read before the reset, uniformly drawn
+WRITE_TIMEOUT = 5    # --graphite-write-timeout: a stalled attempt gives up after this
 SAMPLE = 10.0        # RSS sampling period
 WARMUP = 60.0        # RSS samples before this (or a fifth of the run) are not judged
 RSS_SLACK = 0.20     # last quarter's max may exceed the first quarter's by this much
@@ -114,61 +125,130 @@ def sender(go, result):
 
 # ---------------------------------------------------------------- fake carbon
 class Carbon(threading.Thread):
-    """Plaintext receiver on loopback: up UP s, down DOWN s, until `steady`."""
+    """Plaintext receiver on loopback going through PHASES until `steady`.
+
+    Up: reads each connection to the end and closes in order (carbon's
+    confirmation). Down: the port refuses (queued, unaccepted connections are
+    reset). Reset: reads RESET_AFTER bytes, keeps the complete lines read (a
+    real carbon would have stored them) and closes with RST. Stall: accepts,
+    never reads; the connections are closed unread when the phase ends."""
 
     def __init__(self, port):
         super().__init__(daemon=True)
         self.port = port
         self.lock = threading.Lock()
         self.lines = []          # complete lines, in arrival order
-        self.connections = 0
+        self.confirmed = 0       # lines on connections read to the end and closed in order
+        self.connections = 0     # accepted, in any phase
         self.outages = 0
+        self.resets = 0
+        self.stalls = 0          # connections accepted and never read
+        self.stalled = []
+        self.rng = random.Random(12)
         self.steady = threading.Event()   # stay up from now on
         self.stop = threading.Event()
         self.readers = []
 
+    def keep(self, buf, confirmed):
+        # A line cut by a broken connection is not a line (carbon drops it too).
+        complete = buf[: buf.rfind(b"\n") + 1].decode(errors="replace").splitlines()
+        with self.lock:
+            self.lines.extend(complete)
+            if confirmed:
+                self.confirmed += len(complete)
+
     def read(self, conn):
         conn.settimeout(60)
         buf = b""
+        confirmed = False
         try:
             while True:
                 chunk = conn.recv(1 << 16)
                 if not chunk:
+                    confirmed = True
                     break
                 buf += chunk
         except OSError:
             pass
         finally:
             conn.close()
-        # A line cut by a broken connection is not a line (carbon drops it too).
-        complete = buf[: buf.rfind(b"\n") + 1].decode(errors="replace").splitlines()
+        self.keep(buf, confirmed)
+
+    def read_then_reset(self, conn, after):
+        conn.settimeout(60)
+        buf = b""
+        try:
+            while len(buf) < after:
+                chunk = conn.recv(min(1 << 16, after - len(buf)))
+                if not chunk:
+                    break
+                buf += chunk
+        except OSError:
+            pass
+        finally:
+            try:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            conn.close()
         with self.lock:
-            self.lines.extend(complete)
+            self.resets += 1
+        self.keep(buf, False)
+
+    def release_stalled(self):
+        for conn in self.stalled:
+            conn.close()
+        self.stalled = []
 
     def run(self):
+        lsock = None
+        phase = 0
         while not self.stop.is_set():
-            lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            lsock.bind(("127.0.0.1", self.port))
-            lsock.listen(64)
-            lsock.settimeout(0.2)
-            up_until = time.monotonic() + UP
-            while not self.stop.is_set() and (self.steady.is_set() or time.monotonic() < up_until):
+            if self.steady.is_set():
+                kind, length = "up", 0.2
+            else:
+                kind, length = PHASES[phase % len(PHASES)]
+                phase += 1
+            if kind != "stall":
+                self.release_stalled()
+            if kind == "down":
+                if lsock is not None:
+                    lsock.close()  # queued, unaccepted connections are reset: a failed publish
+                    lsock = None
+                self.outages += 1
+                until = time.monotonic() + length
+                while not self.stop.is_set() and not self.steady.is_set() and time.monotonic() < until:
+                    time.sleep(0.1)
+                continue
+            if lsock is None:
+                lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                lsock.bind(("127.0.0.1", self.port))
+                lsock.listen(64)
+                lsock.settimeout(0.2)
+            until = time.monotonic() + length
+            while not self.stop.is_set() and time.monotonic() < until:
+                if kind != "up" and self.steady.is_set():
+                    break
                 try:
                     conn, _ = lsock.accept()
                 except socket.timeout:
                     continue
                 self.connections += 1
-                reader = threading.Thread(target=self.read, args=(conn,), daemon=True)
+                if kind == "stall":
+                    self.stalls += 1
+                    self.stalled.append(conn)
+                    continue
+                if kind == "reset":
+                    after = self.rng.randint(*RESET_AFTER)
+                    reader = threading.Thread(target=self.read_then_reset, args=(conn, after), daemon=True)
+                else:
+                    reader = threading.Thread(target=self.read, args=(conn,), daemon=True)
                 reader.start()
                 self.readers.append(reader)
-            lsock.close()  # queued, unaccepted connections are reset: a failed publish
-            if self.stop.is_set():
-                break
-            self.outages += 1
-            down_until = time.monotonic() + DOWN
-            while not self.stop.is_set() and not self.steady.is_set() and time.monotonic() < down_until:
-                time.sleep(0.1)
+        self.release_stalled()
+        if lsock is not None:
+            lsock.close()
 
     def finish(self):
         self.stop.set()
@@ -238,7 +318,7 @@ def main():
     daemon = subprocess.Popen(
         [os.path.join(BINDIR, "statsd"), "-n", "127.0.0.1", "-p", str(statsd_port), "--no-monitor", "-q",
          "--graphite-host", "127.0.0.1", "--graphite-port", str(carbon_port),
-         "--flush-interval", str(FLUSH)],
+         "--flush-interval", str(FLUSH), "--graphite-write-timeout", str(WRITE_TIMEOUT)],
         stdout=out, stderr=err)
     deadline = time.monotonic() + 15
     while "listening" not in open(err_path).read():
@@ -273,7 +353,8 @@ def main():
             next_sample += SAMPLE
         if now >= next_report:
             log(f"{(now - started) / 60:.0f} min: RSS {samples[-1][1] / 1024:.1f} MiB, "
-                f"carbon outages {carbon.outages}, lines at carbon {len(carbon.lines)}")
+                f"carbon outages {carbon.outages}, resets {carbon.resets}, stalled connections "
+                f"{carbon.stalls}, lines at carbon {len(carbon.lines)}")
             next_report += 60
         if daemon.poll() is not None:
             log("statsd exited during the load")
@@ -368,7 +449,7 @@ def report(carbon, samples, sent, failed, bench, exit_code, drained):
     meta = {k: latest_meta(lines, k) for k in (
         "metrics.received", "metrics.discarded", "metrics.names_refused",
         "udp.kernel_drops", "backlog.dropped_lines", "packets.received",
-        "flush_errors", "publish_error.socket")}
+        "flush_errors", "publish_error.socket", "published.lines")}
     missing = [k for k, v in meta.items() if v is None]
     if missing:
         failures.append(f"stats missing at carbon: {missing}")
@@ -439,6 +520,31 @@ def report(carbon, samples, sent, failed, bench, exit_code, drained):
         failures.append(f"{malformed} malformed lines at carbon")
     if incomplete:
         failures.append(f"{len(incomplete)} flushes incomplete at carbon (numStats mismatch)")
+    # "Published" means carbon read it: the lines the final flush says were
+    # delivered before it, plus its own, are the lines carbon read on
+    # connections it read to the end and closed in order (not those it reset
+    # or left unread). A regular flush still in flight when the final one was
+    # rendered is carbon's but not yet in the count: allowed, exactly.
+    published = meta["published.lines"]
+    confirmed = carbon.confirmed
+    final_lines = points.get(("statsd.numStats", flushes[-1]), 0) if flushes else 0
+    before_final = points.get(("statsd.numStats", flushes[-2]), 0) if len(flushes) > 1 else 0
+    unbooked = confirmed - final_lines - published
+    published_ok = unbooked == 0 or unbooked == before_final
+    if not published_ok:
+        failures.append(f"published.lines {published:.0f} + the final flush's {final_lines:.0f} lines "
+                        f"!= {confirmed} lines carbon confirmed by closing in order")
+    # Every kind of bad phase that began during the load was met by attempts.
+    began, at = set(), 0.0
+    for kind, length in PHASES * int(MINUTES * 60 / sum(t for _, t in PHASES) + 1):
+        if at < MINUTES * 60:
+            began.add(kind)
+        at += length
+    seen = {"down": carbon.outages, "reset": carbon.resets, "stall": carbon.stalls}
+    missed = [kind for kind, n in seen.items() if kind in began and n == 0]
+    if missed:
+        failures.append(f"no publish met these carbon phases: {missed} ({carbon.outages} outages, "
+                        f"{carbon.resets} resets, {carbon.stalls} stalled connections)")
     if exit_code != 0:
         failures.append(f"statsd exit status {exit_code}")
     if not drained:
@@ -462,8 +568,11 @@ def report(carbon, samples, sent, failed, bench, exit_code, drained):
     mib = lambda k: f"{k / 1024:.1f} MiB"
     print("## Soak report")
     print()
-    print(f"- duration {MINUTES:g} min, flush interval {FLUSH} s, carbon up {UP:g} s / down {DOWN:g} s "
-          f"({carbon.outages} outages, {carbon.connections} publishes accepted)")
+    print(f"- duration {MINUTES:g} min, flush interval {FLUSH} s, --graphite-write-timeout {WRITE_TIMEOUT} s; "
+          f"carbon phases " + ", ".join(f"{k} {t:g} s" for k, t in PHASES)
+          + f", in a loop ({carbon.outages} outages, {carbon.resets} connections reset after "
+          f"{RESET_AFTER[0]}-{RESET_AFTER[1]} bytes, {carbon.stalls} connections accepted and never read, "
+          f"{carbon.connections} connections accepted in all)")
     secs = MINUTES * 60
     print(f"- load: statsd-bench {b_lines} lines ({b_lines / secs:.0f}/s) in {b_dgrams} datagrams, "
           f"{bench['send_errors']} send errors; feature sender {sent} datagrams ({sent / secs:.0f}/s) "
@@ -474,6 +583,10 @@ def report(carbon, samples, sent, failed, bench, exit_code, drained):
           f"flush_errors {meta['flush_errors']:.0f}, publish_error.socket {meta['publish_error.socket']:.0f}")
     print(f"- line accounting: sent {lines_sent} = received + discarded + names_refused + "
           f"kernel_drops x {LINES_PER_DGRAM} = {lines_accounted:.0f}: {'yes' if lines_ok else 'NO'}")
+    print(f"- published: published.lines {published:.0f} at the final flush + its {final_lines:.0f} lines "
+          + (f"+ the {before_final:.0f} of the flush in flight " if unbooked and published_ok else "")
+          + f"= {confirmed} lines carbon read on connections it closed in order: "
+          f"{'yes' if published_ok else 'NO'}")
     print(f"- carbon: {len(lines)} lines, {len(points)} distinct points, {len(flushes)} flushes, "
           f"{repeats} repeated points (same path, second and value: a resend, or the final flush "
           f"in the same second as the one before), {replaced} statsd.* points given a new value by that "

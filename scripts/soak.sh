@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Soak test (issue 7): the real daemon under steady mixed load for MINUTES while
-# a fake carbon flaps, then SIGTERM; checks that memory stays flat and that every
-# counter unit sent reached carbon, or is accounted for by the daemon's own stats.
+# Soak test (issues 7, 12): the real daemon under steady mixed load for MINUTES
+# while a fake carbon goes through phases (up, refusing, resetting every
+# connection mid-payload, accepting and never reading), then SIGTERM; checks that
+# memory stays flat, that every counter unit sent reached carbon or is accounted
+# for by the daemon's own stats, and that `published.lines` counts exactly the
+# lines carbon confirmed.
 #
 #   scripts/soak.sh [MINUTES]          (default 10; fractions allowed)
 #

@@ -1,7 +1,9 @@
 //! Everything not yet delivered, from the moment a flush hands it over:
 //! oldest first, bounded in bytes and lines. A payload stays here while an
 //! attempt sends it, so the bound holds (and the stats tell) even while
-//! carbon is stuck; the oldest go first when a bound is passed.
+//! carbon is stuck; the oldest go first when a bound is passed. A payload
+//! the bound pushes out while an attempt is sending it is only dropped if
+//! that attempt fails: if it succeeds, carbon has it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -43,6 +45,11 @@ pub struct Backlog {
     max_lines: usize,
     /// Sequence of the next payload.
     next_seq: u64,
+    /// The last sequence of the batch an attempt is sending, if any.
+    in_flight: Option<u64>,
+    /// Payloads of that batch the bounds pushed out meanwhile: delivered
+    /// if the attempt succeeds, dropped if it fails.
+    evicted_in_flight: Removed,
 }
 
 impl Backlog {
@@ -56,7 +63,8 @@ impl Backlog {
     }
 
     /// Adds a payload; returns what was dropped, oldest first, to stay
-    /// within the bounds.
+    /// within the bounds (payloads an attempt is sending are pushed out too,
+    /// but not counted here: see [`Backlog::delivered`], [`Backlog::failed`]).
     pub fn push(&mut self, payload: Payload) -> Removed {
         self.bytes += payload.data.len();
         self.lines += payload.lines;
@@ -70,34 +78,43 @@ impl Backlog {
         while self.queue.len() > 1
             && (self.bytes > self.max_bytes || (self.max_lines > 0 && self.lines > self.max_lines))
         {
-            if let Some(old) = self.pop() {
-                dropped.payloads += 1;
-                dropped.lines += old.lines;
+            if let Some((seq, old)) = self.pop() {
+                let sending = self.in_flight.is_some_and(|end| seq <= end);
+                let count = if sending {
+                    &mut self.evicted_in_flight
+                } else {
+                    &mut dropped
+                };
+                count.payloads += 1;
+                count.lines += old.lines;
             }
         }
         dropped
     }
 
-    /// Takes the oldest payload out.
-    fn pop(&mut self) -> Option<Arc<Payload>> {
+    /// Takes the oldest payload out, with its sequence.
+    fn pop(&mut self) -> Option<(u64, Arc<Payload>)> {
         let old = self.queue.pop_front()?;
         self.bytes -= old.payload.data.len();
         self.lines -= old.payload.lines;
-        Some(old.payload)
+        Some((old.seq, old.payload))
     }
 
-    /// Everything waiting, for one attempt, and the sequence it ends at.
-    pub fn batch(&self) -> (Vec<Arc<Payload>>, u64) {
+    /// Everything waiting, for one attempt, and the sequence it ends at;
+    /// the attempt ends with [`Backlog::delivered`] or [`Backlog::failed`].
+    pub fn batch(&mut self) -> (Vec<Arc<Payload>>, u64) {
         let batch = self.queue.iter().map(|e| e.payload.clone()).collect();
-        (batch, self.queue.back().map_or(0, |e| e.seq))
+        let seq = self.queue.back().map_or(0, |e| e.seq);
+        self.in_flight = Some(seq);
+        (batch, seq)
     }
 
-    /// Removes what an attempt delivered: every payload up to `seq` (those
-    /// the bound dropped meanwhile are already gone, and counted).
+    /// Removes what an attempt delivered: every payload up to `seq`, those
+    /// the bounds pushed out while it was being sent included.
     pub fn delivered(&mut self, seq: u64) -> Removed {
-        let mut removed = Removed::default();
+        let mut removed = self.end_attempt();
         while self.queue.front().is_some_and(|e| e.seq <= seq) {
-            if let Some(done) = self.pop() {
+            if let Some((_, done)) = self.pop() {
                 removed.payloads += 1;
                 removed.lines += done.lines;
             }
@@ -105,16 +122,24 @@ impl Backlog {
         removed
     }
 
-    /// Marks the payloads up to `seq` as failed once; returns how many
-    /// failed for the first time (each is a flush not delivered at once).
-    pub fn failed(&mut self, seq: u64) -> usize {
+    /// Marks the payloads up to `seq` as failed once. Returns how many
+    /// failed for the first time (each is a flush not delivered at once),
+    /// and what the bounds pushed out while the attempt was sending it:
+    /// dropped now.
+    pub fn failed(&mut self, seq: u64) -> (usize, Removed) {
         let mut first_failures = 0;
         for entry in self.queue.iter_mut().take_while(|e| e.seq <= seq) {
             if !std::mem::replace(&mut entry.failed_once, true) {
                 first_failures += 1;
             }
         }
-        first_failures
+        (first_failures, self.end_attempt())
+    }
+
+    /// Ends the attempt under way: what the bounds pushed out of its batch.
+    pub fn end_attempt(&mut self) -> Removed {
+        self.in_flight = None;
+        std::mem::take(&mut self.evicted_in_flight)
     }
 
     /// Lines held.
@@ -169,13 +194,42 @@ mod tests {
         let (batch, seq) = b.batch();
         assert_eq!(batch.len(), 2);
         b.push(payload(4));
-        assert_eq!(b.failed(seq), 2);
-        assert_eq!(b.failed(seq), 0, "counted once");
-        assert_eq!(b.delivered(seq).lines, 3);
+        assert_eq!(b.failed(seq).0, 2);
+        let (batch, seq) = b.batch();
+        assert_eq!(batch.len(), 3);
+        assert_eq!(b.failed(seq).0, 1, "counted once");
+        let (_, seq) = b.batch();
+        b.push(payload(8));
+        assert_eq!(b.delivered(seq).lines, 7);
         assert_eq!(
             b.lines(),
-            4,
+            8,
             "the payload that came during the attempt waits"
         );
+    }
+
+    #[test]
+    fn pushed_out_while_being_sent_counts_as_the_attempt_ends() {
+        // 100 bytes a payload, 250 kept.
+        let mut b = Backlog::new(250, 0);
+        b.push(payload(10));
+        b.push(payload(10));
+        let (_, seq) = b.batch();
+        // The bound pushes out the first payload, which the attempt sends.
+        assert_eq!(b.push(payload(10)).lines, 0, "not dropped yet");
+        assert_eq!(b.lines(), 20);
+        let done = b.delivered(seq);
+        assert_eq!((done.payloads, done.lines), (2, 20), "carbon has both");
+        assert_eq!(b.lines(), 10);
+
+        let (_, seq) = b.batch();
+        b.push(payload(10));
+        assert_eq!(b.push(payload(10)).lines, 0, "the batch's one, sent");
+        let (first_failures, dropped) = b.failed(seq);
+        assert_eq!(first_failures, 0, "it had gone");
+        assert_eq!(dropped.lines, 10, "the attempt failed: lost");
+        // Outside an attempt the bound drops at once.
+        assert_eq!(b.push(payload(10)).lines, 10);
+        assert_eq!(b.end_attempt(), Removed::default());
     }
 }

@@ -63,14 +63,18 @@ impl<D: Deliver> Publisher<D> {
     /// Keeps a payload the moment it exists; the bound drops the oldest.
     fn enqueue(&mut self, payload: Payload) {
         let dropped = self.backlog.push(payload);
-        if dropped.lines > 0 {
-            self.stats.backlog_dropped_lines.add(dropped.lines as u64);
-            let lines = dropped.lines;
+        self.count_dropped(dropped.lines);
+        self.show_backlog();
+    }
+
+    /// Counts and reports lines the backlog's bounds dropped.
+    fn count_dropped(&self, lines: usize) {
+        if lines > 0 {
+            self.stats.backlog_dropped_lines.add(lines as u64);
             self.logs.publish.error(|| {
                 format!("publish backlog full: dropped the oldest {lines} lines (see backlog.dropped_lines)")
             });
         }
-        self.show_backlog();
     }
 
     fn show_backlog(&self) {
@@ -110,7 +114,9 @@ impl<D: Deliver> Publisher<D> {
                     PublishError::Unknown(_) => stats.error_unknown.incr(),
                 }
                 // Each flush counts once, however many attempts it takes.
-                stats.flush_errors.add(self.backlog.failed(seq) as u64);
+                let (first_failures, pushed_out) = self.backlog.failed(seq);
+                stats.flush_errors.add(first_failures as u64);
+                self.count_dropped(pushed_out.lines);
                 let waiting = self.backlog.lines();
                 let target = &self.target_name;
                 self.logs.publish.error(|| {
@@ -171,9 +177,10 @@ impl<D: Deliver> Publisher<D> {
             }
         }
         // The budget is spent: a stuck attempt is abandoned (its payloads
-        // are still in the backlog, so they count as lost below).
+        // still in the backlog, and those the bounds pushed out of it, count
+        // as lost below).
         drop(attempt);
-        let lost = self.backlog.lines();
+        let lost = self.backlog.lines() + self.backlog.end_attempt().lines;
         if lost > 0 {
             self.stats.backlog_dropped_lines.add(lost as u64);
             crate::logging::eprint_line(&format!(

@@ -13,6 +13,8 @@ struct Scripted {
     failures: usize,
     /// Never answer at all (carbon stalled).
     hang: bool,
+    /// How long each attempt takes (carbon reading slowly).
+    delay: Duration,
     /// When each attempt came, from the test's start.
     attempts: Attempts,
     /// The test's start.
@@ -33,6 +35,7 @@ impl Deliver for Scripted {
         if self.hang {
             std::future::pending::<()>().await;
         }
+        tokio::time::sleep(self.delay).await;
         if self.failures > 0 {
             self.failures -= 1;
             return Err(PublishError::Socket(
@@ -57,6 +60,7 @@ fn bounded_publisher(
     let target = Scripted {
         failures,
         hang,
+        delay: Duration::ZERO,
         attempts: attempts.clone(),
         start: Instant::now(),
     };
@@ -149,10 +153,12 @@ async fn payloads_during_a_stuck_attempt_are_in_the_backlog_and_bounded() {
         payloads.send(payload(10)).unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    // 100 bytes each, 250 kept: two in the backlog, three dropped, counted.
+    // 100 bytes each, 250 kept: two in the backlog, two dropped, counted;
+    // the first, pushed out too, is the stuck attempt's: it counts once
+    // that attempt ends (dropped if it fails, published if it delivers).
     assert_eq!(stats.backlog_bytes.get(), 200);
     assert_eq!(stats.backlog_lines.get(), 20);
-    assert_eq!(stats.backlog_dropped_lines.get(), 30);
+    assert_eq!(stats.backlog_dropped_lines.get(), 20);
     drop(payloads);
     run.await.unwrap();
     assert_eq!(
@@ -160,4 +166,44 @@ async fn payloads_during_a_stuck_attempt_are_in_the_backlog_and_bounded() {
         50,
         "the rest is lost at the end, counted"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn payloads_pushed_out_of_a_slow_attempt_that_delivers_count_as_published() {
+    let attempts = Attempts::default();
+    let stats = Arc::new(PublishStats::default());
+    let target = Scripted {
+        failures: 0,
+        hang: false,
+        delay: Duration::from_secs(3),
+        attempts: attempts.clone(),
+        start: Instant::now(),
+    };
+    let limits = BacklogLimits {
+        max_bytes: 250,
+        max_lines: 0,
+    };
+    let publisher = Publisher::new(
+        target,
+        limits,
+        stats.clone(),
+        Arc::new(Logs::default()),
+        Duration::from_secs(4),
+    );
+    let (payloads, incoming) = mpsc::unbounded_channel();
+    let run = tokio::spawn(publisher.run(incoming, Duration::from_secs(10)));
+    // The first attempt (0 to 3 s) sends the first payload; the third one,
+    // at 2 s, pushes it out of the backlog (300 bytes > 250).
+    for _ in 0..3 {
+        payloads.send(payload(10)).unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(stats.backlog_lines.get(), 20);
+    assert_eq!(stats.backlog_dropped_lines.get(), 0, "it is being sent");
+    drop(payloads);
+    run.await.unwrap();
+    assert_eq!(secs(&attempts.lock()), [0.0, 3.0]);
+    assert_eq!(stats.published_lines.get(), 30, "carbon got all three");
+    assert_eq!(stats.backlog_dropped_lines.get(), 0);
+    assert_eq!(stats.backlog_lines.get(), 0);
 }

@@ -46,18 +46,28 @@ pub fn lines_of(stream: impl Read + Send + 'static) -> Receiver<String> {
 impl Daemon {
     /// Starts the binary with `args` (add `-p 0` yourself) and waits for its
     /// "listening" line to learn the ports.
+    pub fn start(args: &[&str]) -> Daemon {
+        Daemon::start_with_stdout(args, Stdio::piped())
+    }
+
+    /// As [`Daemon::start`], with the daemon's stdout going to `stdout`
+    /// (a pipe whose reader is gone, /dev/null, ...); unless it is
+    /// `Stdio::piped()`, [`Daemon::stdout`] never gets a line.
     // Drop kills and waits for the child; clippy cannot see that.
     #[allow(clippy::zombie_processes)]
-    pub fn start(args: &[&str]) -> Daemon {
+    pub fn start_with_stdout(args: &[&str], stdout: Stdio) -> Daemon {
         let mut child = Command::new(STATSD)
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .expect("start statsd");
         let stderr = lines_of(child.stderr.take().unwrap());
-        let stdout = lines_of(child.stdout.take().unwrap());
+        let stdout = match child.stdout.take() {
+            Some(out) => lines_of(out),
+            None => channel().1,
+        };
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -132,7 +142,8 @@ impl Drop for Daemon {
     }
 }
 
-fn port_after(line: &str, marker: &str) -> Option<u16> {
+/// The port of the address after `marker` in a "listening" line.
+pub fn port_after(line: &str, marker: &str) -> Option<u16> {
     let rest = &line[line.find(marker)? + marker.len()..];
     let addr = rest.split_whitespace().next()?;
     addr.rsplit(':').next()?.trim_end_matches(',').parse().ok()
