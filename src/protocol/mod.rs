@@ -302,6 +302,37 @@ fn parse_type(segment: &str) -> Result<(Kind, Option<&str>), ParseError> {
     Ok((kind, next))
 }
 
+/// `text` without ASCII white space around it; free when there is none.
+#[inline]
+fn trim_ascii(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] if !first.is_ascii_whitespace() && !last.is_ascii_whitespace() => text,
+        [only] if !only.is_ascii_whitespace() => text,
+        _ => text.trim_ascii(),
+    }
+}
+
+/// One value of `kind`, already trimmed.
+#[inline]
+fn one_value(one: &str, kind: Kind, rate: f64) -> Result<Value<'_>, ParseError> {
+    Ok(match kind {
+        Kind::Set if one.is_empty() => return Err(ParseError::BadValue),
+        Kind::Set => Value::Set(one),
+        Kind::Counter => Value::Counter {
+            value: parse_number(one).ok_or(ParseError::BadValue)?,
+            rate,
+        },
+        Kind::Timer => Value::Timer {
+            value: parse_number(one).ok_or(ParseError::BadValue)?,
+            rate,
+        },
+        Kind::Gauge => Value::Gauge {
+            value: parse_number(one).ok_or(ParseError::BadValue)?,
+            delta: matches!(one.as_bytes().first(), Some(b'+' | b'-')),
+        },
+    })
+}
+
 /// Pushes the values of one group: `1`, or packed `1:2:3`, all of `kind`.
 fn push_values<'a>(
     text: &'a str,
@@ -309,25 +340,20 @@ fn push_values<'a>(
     rate: f64,
     values: &mut Vec<Value<'a>>,
 ) -> Result<(), ParseError> {
-    for one in text.split(':') {
+    let mut rest = Some(text);
+    while let Some(now) = rest {
+        let one = match now.as_bytes().iter().position(|b| *b == b':') {
+            Some(at) => {
+                rest = Some(&now[at + 1..]);
+                &now[..at]
+            }
+            None => {
+                rest = None;
+                now
+            }
+        };
         // White space around a value is ignored, as the original did.
-        let one = one.trim_matches(|c: char| c.is_ascii_whitespace());
-        values.push(match kind {
-            Kind::Set if one.is_empty() => return Err(ParseError::BadValue),
-            Kind::Set => Value::Set(one),
-            Kind::Counter => Value::Counter {
-                value: parse_number(one).ok_or(ParseError::BadValue)?,
-                rate,
-            },
-            Kind::Timer => Value::Timer {
-                value: parse_number(one).ok_or(ParseError::BadValue)?,
-                rate,
-            },
-            Kind::Gauge => Value::Gauge {
-                value: parse_number(one).ok_or(ParseError::BadValue)?,
-                delta: matches!(one.as_bytes().first(), Some(b'+' | b'-')),
-            },
-        });
+        values.push(one_value(trim_ascii(one), kind, rate)?);
     }
     Ok(())
 }
@@ -360,6 +386,42 @@ fn parse_body<'a>(
     push_values(group, kind, rate.unwrap_or(1.0), values)
 }
 
+/// The text after the name's `:`; ASCII (nearly every line) is checked in
+/// one vectorisable pass instead of full UTF-8 validation.
+#[inline]
+fn body_text(bytes: &[u8]) -> Result<&str, ParseError> {
+    if bytes.iter().fold(0u8, |high, b| high | b) < 0x80 {
+        // SAFETY: every byte is below 0x80, so the bytes are ASCII, which
+        // is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)
+}
+
+/// The fast path, for `value|type` and nothing else (no fields, no packed
+/// or further values): pushes the value and returns true; false when the
+/// line needs the full grammar.
+#[inline]
+fn single_value<'a>(body: &'a str, values: &mut Vec<Value<'a>>) -> Result<bool, ParseError> {
+    let bytes = body.as_bytes();
+    let Some(bar) = bytes.iter().position(|b| *b == b'|') else {
+        return Ok(false);
+    };
+    let kind = match &bytes[bar + 1..] {
+        b"c" => Kind::Counter,
+        b"g" => Kind::Gauge,
+        b"ms" | b"h" | b"d" => Kind::Timer,
+        b"s" => Kind::Set,
+        _ => return Ok(false),
+    };
+    let value = &body[..bar];
+    if value.as_bytes().contains(&b':') {
+        return Ok(false);
+    }
+    values.push(one_value(trim_ascii(value), kind, 1.0)?);
+    Ok(true)
+}
+
 /// Parses one line (without its `\n`; a trailing `\r` is tolerated).
 /// `values` is a reusable buffer to avoid an allocation per line.
 pub fn parse_line_into<'a>(
@@ -378,29 +440,40 @@ pub fn parse_line_into<'a>(
     if raw.starts_with(b"_sc|") {
         return Err(ParseError::ServiceCheck);
     }
-    let colon = raw
-        .iter()
-        .position(|b| *b == b':')
-        .ok_or(ParseError::MissingValue)?;
-    let body = std::str::from_utf8(&raw[colon + 1..]).map_err(|_| ParseError::NotUtf8)?;
-    let parts = split_name(&raw[..colon]);
+    // One pass finds the ':' and tells whether the name is already clean
+    // (clean bytes are ASCII and never `;` or `,`: no tags, no cleaning).
+    let mut colon = 0;
+    let mut dirty = false;
+    while colon < raw.len() && raw[colon] != b':' {
+        dirty |= !name::is_clean_byte(raw[colon]);
+        colon += 1;
+    }
+    if colon == raw.len() {
+        return Err(ParseError::MissingValue);
+    }
+    let body = body_text(&raw[colon + 1..])?;
+    let parts = if dirty {
+        split_name(&raw[..colon])
+    } else {
+        NameParts {
+            name: Cow::Borrowed(name::clean_as_str(&raw[..colon])),
+            tags: None,
+        }
+    };
     if parts.name.is_empty() {
         return Err(ParseError::EmptyName);
     }
-    if parts
-        .name
-        .split('.')
-        .any(|part| part.len() > MAX_COMPONENT_BYTES)
+    if parts.name.len() > MAX_COMPONENT_BYTES
+        && parts
+            .name
+            .split('.')
+            .any(|part| part.len() > MAX_COMPONENT_BYTES)
     {
         return Err(ParseError::NameTooLong);
     }
     let mut fields = Fields::default();
-    // Fast path: one value and its type, nothing else.
-    match body.split_once('|') {
-        Some((group, kind)) if !kind.contains(['|', ':']) => {
-            push_values(group, parse_type(kind)?.0, 1.0, values)?;
-        }
-        _ => parse_body(body, values, &mut fields)?,
+    if !single_value(body, values)? {
+        parse_body(body, values, &mut fields)?;
     }
     if fields.timestamp.is_some()
         && !values
