@@ -46,6 +46,12 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
         .first()
         .map_or(usize::MAX, |s| s.limits.max_set_members);
     let mut snapshot = Snapshot::default();
+    // The largest shard is the base: the others' series are inserted into
+    // it, so a flood through one worker is not copied key by key.
+    let mut shards = shards;
+    if let Some(largest) = (0..shards.len()).max_by_key(|&i| shards[i].names()) {
+        shards.swap(0, largest);
+    }
     let mut shards = shards.into_iter();
     let Some(mut first) = shards.next() else {
         return snapshot;
