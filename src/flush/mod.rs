@@ -85,7 +85,6 @@ impl Flusher {
     /// off the runtime.
     pub fn flush(&mut self, last: bool) {
         let started = Instant::now();
-        self.sources.flush.set_running(true);
         // Read before any lock: /proc is slow to read at many sockets.
         let kernel = self.kernel.read();
         let before = self.sources.flush.get();
@@ -93,6 +92,9 @@ impl Flusher {
         if let Some(cell) = self.sources.shards.first() {
             cell.reset_name_budget();
         }
+        // From here the interval's lines are out of the shards: `istats`
+        // says a flush is being merged and rendered.
+        self.sources.flush.set_running(true);
         let mut snapshot = merge(taken, &mut self.gauges, self.settings.max_timer_samples);
         // The final flush at SIGTERM can come within a second of a regular
         // one: it takes the next second, or carbon would replace the full
