@@ -17,44 +17,9 @@ use std::time::{Duration, Instant};
 use support::carbon::{value_of, Behaviour, FakeCarbon};
 use support::daemon::Daemon;
 use support::istats::stat;
-use support::server::Server;
 use support::{free_port, Statsd, WAIT};
 
-/// Flags for a statsd on a free port publishing to carbon on `carbon`.
-fn flags<'a>(carbon: &'a str, interval: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "-p",
-        "0",
-        "--graphite-host",
-        "127.0.0.1",
-        "--graphite-port",
-        carbon,
-        "--flush-interval",
-        interval,
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
-/// The server in process, publishing to carbon on `carbon`.
-fn server(carbon: u16, interval: &str, extra: &[&str]) -> Server {
-    let port = carbon.to_string();
-    Server::start(&flags(&port, interval, extra))
-}
-
-/// The binary, publishing to carbon on `carbon`.
-fn daemon(carbon: u16, interval: &str, extra: &[&str]) -> Daemon {
-    let port = carbon.to_string();
-    Daemon::start(&flags(&port, interval, extra))
-}
-
-/// Waits until `lines` lines in all were taken in and then flushed (the
-/// interval's intake is empty again): what was sent before is in a flush
-/// of its own, apart from what is sent next.
-fn wait_flushed(statsd: &impl Statsd, lines: u64) {
-    statsd.poll_istats(|s| stat(s, "metrics.received") >= lines);
-    statsd.poll_istats(|s| stat(s, "pending_stats") == 0);
-}
+use support::to_carbon::{daemon, server, wait_flushed};
 
 /// Waits for the next "flushed N lines" status line; returns N.
 fn next_flush(daemon: &Daemon) -> u64 {

@@ -10,6 +10,7 @@
 //! - [`flushed`]: one flush as carbon got it, split for exact comparisons.
 //! - [`nsca`]: the real NSCA daemon.
 //! - [`runit`]: the shipped runit service under a real `runsv`.
+//! - [`to_carbon`]: a statsd publishing to a carbon on loopback; wait for a flush.
 //!
 //! Here: the one free-port helper, bounded waits, the [`Statsd`] trait that
 //! lets a test talk to an in-process server and to the binary alike, and the
@@ -29,6 +30,7 @@ pub mod istats;
 pub mod nsca;
 pub mod runit;
 pub mod server;
+pub mod to_carbon;
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
