@@ -5,10 +5,12 @@
 //! - [`backlog`]: what waits, bounded, from the moment it exists.
 //! - [`carbon`]: one attempt: connect, write, wait for carbon's close.
 //! - [`publisher`]: attempts, retries, the shutdown budget, the stats.
+//! - [`ring`]: carbon's consistent-hashing ring (which cache holds a name).
 
 pub mod backlog;
 pub mod carbon;
 pub mod publisher;
+pub mod ring;
 
 use std::future::Future;
 use std::io;
