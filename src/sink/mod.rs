@@ -9,6 +9,7 @@
 
 pub mod backlog;
 pub mod carbon;
+pub mod pickle;
 pub mod publisher;
 pub mod ring;
 
