@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::alert::nsca;
+use crate::sink::GraphiteProtocol;
 use crate::{aggregate, protocol, render};
 
 /// The flags of `statsd`. Field docs are the `--help` text.
@@ -58,9 +59,9 @@ pub struct Cli {
     #[arg(long = "graphite-host", default_value = "localhost")]
     pub graphite_host: String,
 
-    /// Carbon plaintext port
-    #[arg(long = "graphite-port", default_value_t = 2003)]
-    pub graphite_port: u16,
+    /// Carbon port [default: 2003; 2004 with --graphite-protocol pickle]
+    #[arg(long = "graphite-port")]
+    pub graphite_port: Option<u16>,
 
     /// Prefix of the server's own stats
     #[arg(long = "metadata-prefix", default_value = render::DEFAULT_METADATA_PREFIX)]
@@ -197,4 +198,9 @@ pub struct Cli {
     /// Gauge values with a sign (+5, -5) set the gauge, as the original did, instead of adding to it
     #[arg(long = "signed-gauges-set")]
     pub signed_gauges_set: bool,
+
+    // --- pickle and unix socket ---
+    /// Carbon protocol: plaintext lines (port 2003) or pickle (port 2004)
+    #[arg(long = "graphite-protocol", value_enum, default_value_t = GraphiteProtocol::Plaintext)]
+    pub graphite_protocol: GraphiteProtocol,
 }

@@ -150,7 +150,12 @@ impl Config {
         } else {
             Target::Graphite(Carbon {
                 host: cli.graphite_host.clone(),
-                port: nonzero_port("--graphite-port", cli.graphite_port)?,
+                port: nonzero_port(
+                    "--graphite-port",
+                    cli.graphite_port
+                        .unwrap_or(cli.graphite_protocol.default_port()),
+                )?,
+                protocol: cli.graphite_protocol,
                 connect_timeout: seconds(
                     "--graphite-connect-timeout",
                     cli.graphite_connect_timeout,
@@ -504,6 +509,29 @@ mod tests {
                 line.contains("--graphite-host") && line.contains("--graphite-port"),
                 "{line}"
             ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pickle_moves_the_default_port_only() {
+        let carbon = |args: &[&str]| match parse(args).map(|c| c.target) {
+            Ok(Target::Graphite(carbon)) => (carbon.port, carbon.protocol),
+            other => panic!("{args:?}: {other:?}"),
+        };
+        use crate::sink::GraphiteProtocol::{Pickle, Plaintext};
+        assert_eq!(carbon(&[]), (2003, Plaintext));
+        assert_eq!(
+            carbon(&["--graphite-protocol", "plaintext"]),
+            (2003, Plaintext)
+        );
+        assert_eq!(carbon(&["--graphite-protocol", "pickle"]), (2004, Pickle));
+        assert_eq!(
+            carbon(&["--graphite-port", "2003", "--graphite-protocol", "pickle"]),
+            (2003, Pickle)
+        );
+        match parse(&["--graphite-protocol", "json"]) {
+            Err(ParseOutcome::Invalid(line)) => assert!(!line.contains('\n'), "{line}"),
             other => panic!("{other:?}"),
         }
     }

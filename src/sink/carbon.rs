@@ -1,4 +1,4 @@
-//! Carbon's plaintext protocol over TCP, with delivery confirmed: one
+//! Carbon's plaintext (or pickle) protocol over TCP, with delivery confirmed: one
 //! connection per attempt; write every payload in order, shut down the
 //! write side, then wait for carbon's orderly close. Carbon closes only
 //! after reading to the end, so the close proves it read every line; a
@@ -13,15 +13,37 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::Payload;
+use super::{pickle, Payload};
+
+/// Which of carbon's receivers the lines go to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphiteProtocol {
+    /// `path value timestamp` lines (carbon's line receiver, port 2003).
+    #[default]
+    Plaintext,
+    /// Length-prefixed pickles (carbon's pickle receiver, port 2004).
+    Pickle,
+}
+
+impl GraphiteProtocol {
+    /// Carbon's usual port for this protocol.
+    pub fn default_port(self) -> u16 {
+        match self {
+            GraphiteProtocol::Plaintext => 2003,
+            GraphiteProtocol::Pickle => 2004,
+        }
+    }
+}
 
 /// Where carbon listens and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Carbon {
     /// Host name or address.
     pub host: String,
-    /// Plaintext port.
+    /// Port of the receiver `protocol` speaks to.
     pub port: u16,
+    /// Plaintext or pickle; the backlog keeps plaintext either way.
+    pub protocol: GraphiteProtocol,
     /// Bound on name resolution plus connect.
     pub connect_timeout: Duration,
     /// Bound on each write, and on the wait for carbon's close.
@@ -73,7 +95,16 @@ pub async fn deliver(carbon: &Carbon, batch: &[Arc<Payload>]) -> Result<(), Publ
     let mut stream = connect(carbon).await?;
     let bound = carbon.write_timeout;
     for payload in batch {
-        match tokio::time::timeout(bound, stream.write_all(&payload.data)).await {
+        // Pickle is made per attempt from the lines the backlog keeps.
+        let pickled;
+        let bytes = match carbon.protocol {
+            GraphiteProtocol::Plaintext => &payload.data,
+            GraphiteProtocol::Pickle => {
+                pickled = pickle::encode(&payload.data, pickle::MAX_FRAME).data;
+                &pickled
+            }
+        };
+        match tokio::time::timeout(bound, stream.write_all(bytes)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(PublishError::Socket(e)),
             Err(_) => return Err(timed_out("write", bound)),
@@ -84,7 +115,7 @@ pub async fn deliver(carbon: &Carbon, batch: &[Arc<Payload>]) -> Result<(), Publ
         Ok(Err(e)) => return Err(PublishError::Socket(e)),
         Err(_) => return Err(timed_out("closing the write side", bound)),
     }
-    // Carbon sends nothing on the plaintext port; whatever comes is skipped.
+    // Carbon sends nothing on the plaintext or pickle port; whatever comes is skipped.
     let mut sink = [0u8; 512];
     let closed = tokio::time::timeout(bound, async {
         loop {

@@ -1,9 +1,10 @@
-//! Where rendered lines go: carbon's plaintext port or stdout. Everything
+//! Where rendered lines go: carbon's plaintext or pickle port, or stdout. Everything
 //! not yet delivered waits in a bounded backlog and is resent, in order and
 //! with its original timestamps, until carbon confirms it read it.
 //!
 //! - [`backlog`]: what waits, bounded, from the moment it exists.
 //! - [`carbon`]: one attempt: connect, write, wait for carbon's close.
+//! - [`pickle`]: plaintext lines -> carbon's pickle frames (pure).
 //! - [`publisher`]: attempts, retries, the shutdown budget, the stats.
 //! - [`ring`]: carbon's consistent-hashing ring (which cache holds a name).
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use crate::stats::{Counter, F64Cell};
 
 pub use backlog::Backlog;
-pub use carbon::{Carbon, PublishError};
+pub use carbon::{Carbon, GraphiteProtocol, PublishError};
 pub use publisher::Publisher;
 
 /// The lines of one flush, timestamps included, ready to send.
@@ -35,7 +36,7 @@ pub struct Payload {
 /// Where payloads are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Carbon's plaintext listener.
+    /// Carbon's plaintext or pickle listener.
     Graphite(Carbon),
     /// Standard output (`--console`).
     Console,

@@ -350,6 +350,8 @@ pub struct CarbonCache {
     child: GroupGuard,
     /// Port of the plaintext line receiver, where the daemon publishes.
     pub line_port: u16,
+    /// Port of the pickle receiver (`--graphite-protocol pickle`).
+    pub pickle_port: u16,
     /// Holds carbon.conf, the whisper tree and carbon's log.
     dir: tempfile::TempDir,
 }
@@ -401,6 +403,7 @@ impl CarbonCache {
         let mut carbon = CarbonCache {
             child,
             line_port,
+            pickle_port,
             dir,
         };
 
