@@ -30,10 +30,13 @@ pub async fn run(
 ) -> io::Result<()> {
     let logs = Arc::new(Logs::default());
     let kernel = net::udp::KernelView::new(listeners.metrics_addr()?.port(), &listeners.udp);
-    // One shard per UDP worker, then the TCP one; one name budget for all.
+    // One shard per UDP worker, then the TCP one, then the Unix socket's;
+    // one name budget for all.
     let hasher = Hasher::new();
     let names = Arc::new(NameRegistry::default());
-    let shards: Vec<Arc<ShardCell>> = (0..=listeners.udp.len())
+    let tcp_shard = listeners.udp.len();
+    let shard_count = tcp_shard + 1 + usize::from(listeners.unix.is_some());
+    let shards: Vec<Arc<ShardCell>> = (0..shard_count)
         .map(|_| {
             let shard = Shard::with_budget(hasher.clone(), config.limits, names.clone());
             Arc::new(ShardCell::new(shard))
@@ -61,12 +64,28 @@ pub async fn run(
         udp_threads.push(
             std::thread::Builder::new()
                 .name(format!("udp-{index}"))
-                .spawn(move || net::udp::worker(socket, shard, intake, stop))?,
+                .spawn(move || net::udp::worker(socket, shard, intake, stop, None))?,
         );
+    }
+    // The socket file lives until `run` returns: removed after the last read.
+    let mut unix_file = None;
+    if let Some(input) = listeners.unix {
+        let (shard, intake, stop) = (
+            shards[tcp_shard + 1].clone(),
+            intake.clone(),
+            shutdown.clone(),
+        );
+        let stats = Some(sources.unix.clone());
+        udp_threads.push(
+            std::thread::Builder::new()
+                .name("unix".into())
+                .spawn(move || net::udp::worker(input.socket, shard, intake, stop, stats))?,
+        );
+        unix_file = Some(input.file);
     }
     let tcp_task = tokio::spawn(net::tcp::accept_loop(
         tokio::net::TcpListener::from_std(listeners.tcp)?,
-        shards[shards.len() - 1].clone(),
+        shards[tcp_shard].clone(),
         intake,
         sources.tcp.clone(),
         config.tcp,
@@ -132,6 +151,7 @@ pub async fn run(
     // Ends the flush thread, which closes the publisher's channel.
     flush_thread.finish().await;
     let _ = publisher_task.await;
+    drop(unix_file);
     regular.and(last)
 }
 

@@ -15,47 +15,13 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use support::carbon::FakeCarbon;
-use support::daemon::run_bounded;
 use support::flushed::{final_flush, Flush};
 use support::istats::stat;
+use support::peers::{peer, python, run};
 use support::server::Server;
 use support::Statsd;
-
-/// `target/peers/<rel>`, which must exist.
-fn peer(rel: &str, what: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/peers")
-        .join(rel);
-    assert!(
-        path.exists(),
-        "{} is missing: this test needs the real {what}; run scripts/test.sh, which installs \
-         it under target/peers",
-        path.display()
-    );
-    path
-}
-
-/// The venv's Python, with `module` importable.
-fn python(module: &str, package: &str) -> PathBuf {
-    let python = peer("venv/bin/python3", "Python venv");
-    let ok = Command::new(&python)
-        .args(["-c", &format!("import {module}")])
-        .env_clear()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{} cannot import {module}: run scripts/test.sh, which installs {package} in target/peers/venv",
-        python.display()
-    );
-    python
-}
 
 /// The node_modules with hot-shots, and node itself.
 fn node() -> (PathBuf, PathBuf) {
@@ -69,23 +35,6 @@ fn node() -> (PathBuf, PathBuf) {
             panic!("node is missing: run scripts/test.sh (it installs npm and node)")
         });
     (node, modules)
-}
-
-/// Runs a client script to its end (bounded); panics with its output if it
-/// fails. The environment is cleared but for `env`, so no DD_* variable of
-/// the machine changes what the clients send.
-fn run(what: &str, program: &PathBuf, args: &[String], env: &[(&str, &str)]) {
-    let mut cmd = Command::new(program);
-    cmd.args(args).env_clear().envs(env.iter().copied());
-    let out = run_bounded(cmd);
-    assert!(
-        out.status.success(),
-        "the {what} script ({}) failed: {}\nstdout: {}\nstderr: {}",
-        program.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The server in process, carbon on `carbon`, a 100 s interval.

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use statsd::config::{Config, ParseOutcome};
 use statsd::logging::{eprint_line, print_line};
+use statsd::net::unix::UnixSocketError;
 use statsd::net::Listeners;
 use statsd::server;
 use tokio_util::sync::CancellationToken;
@@ -82,6 +83,14 @@ fn run() -> ExitCode {
         let listeners = match Listeners::bind(&config.bind) {
             Ok(listeners) => listeners,
             Err(e) => {
+                // The socket path's own complaint says it all.
+                let unix = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<UnixSocketError>());
+                if let Some(unix) = unix {
+                    eprint_line(&format!("statsd: {unix}"));
+                    return ExitCode::FAILURE;
+                }
                 let name = if config.bind.name.is_empty() {
                     "*"
                 } else {

@@ -203,4 +203,12 @@ pub struct Cli {
     /// Carbon protocol: plaintext lines (port 2003) or pickle (port 2004)
     #[arg(long = "graphite-protocol", value_enum, default_value_t = GraphiteProtocol::Plaintext)]
     pub graphite_protocol: GraphiteProtocol,
+
+    /// Unix datagram socket to receive metrics on too (DogStatsD's socket_path); created at start, removed at exit
+    #[arg(long = "unix-socket")]
+    pub unix_socket: Option<PathBuf>,
+
+    /// Permissions of the --unix-socket file, in octal (e.g. 660) [default: as the umask leaves them]
+    #[arg(long = "unix-socket-mode")]
+    pub unix_socket_mode: Option<String>,
 }

@@ -15,6 +15,7 @@ use crate::aggregate::Limits;
 use crate::alert::nsca::{load_send_nsca_config, Encryption, NscaClient};
 use crate::flush::FlushSettings;
 use crate::net::tcp::TcpLimits;
+use crate::net::unix::{UnixSettings, MAX_PATH_BYTES};
 use crate::net::BindSettings;
 use crate::render::RenderConfig;
 use crate::sink::{BacklogLimits, Carbon, Target};
@@ -191,6 +192,7 @@ impl Config {
                 monitor_port: monitor_port(&cli),
                 workers,
                 udp_buffer: count("--udp-buffer", cli.udp_buffer, 1, MAX_UDP_BUFFER)?,
+                unix: unix_settings(&cli)?,
             },
             flush_interval,
             flush: FlushSettings {
@@ -285,6 +287,37 @@ fn monitor_port(cli: &Cli) -> Option<u16> {
         None if cli.port == 0 => 0,
         None => cli.port.saturating_add(10),
     })
+}
+
+/// `--unix-socket` and its mode: a path the kernel takes, an octal mode.
+fn unix_settings(cli: &Cli) -> Result<Option<UnixSettings>, String> {
+    let mode = match &cli.unix_socket_mode {
+        Some(text) => match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+            Ok(mode) if mode <= 0o777 => Some(mode),
+            _ => {
+                return Err(format!(
+                    "--unix-socket-mode must be octal permission bits (e.g. 660), not {text:?}"
+                ))
+            }
+        },
+        None => None,
+    };
+    let Some(path) = &cli.unix_socket else {
+        if mode.is_some() {
+            return Err("--unix-socket-mode needs --unix-socket".into());
+        }
+        return Ok(None);
+    };
+    let bytes = path.as_os_str().len();
+    if bytes == 0 || bytes > MAX_PATH_BYTES {
+        return Err(format!(
+            "--unix-socket must be a path of 1 to {MAX_PATH_BYTES} bytes, not {bytes}"
+        ));
+    }
+    Ok(Some(UnixSettings {
+        path: path.clone(),
+        mode,
+    }))
 }
 
 /// The NSCA settings; `--nsca-encryption` is checked even without `-a` (a
@@ -475,6 +508,10 @@ mod tests {
             &["--shutdown-timeout", "inf"],
             &["-a", "--nsca-config", "/nonexistent/send_nsca.cfg"],
             &["--nsca-encryption", "99"],
+            &["--unix-socket", ""],
+            &["--unix-socket-mode", "660"],
+            &["--unix-socket", "/tmp/s", "--unix-socket-mode", "999"],
+            &["--unix-socket", "/tmp/s", "--unix-socket-mode", "7777"],
         ] {
             match parse(args) {
                 Err(ParseOutcome::Invalid(line)) => {

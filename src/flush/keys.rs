@@ -12,13 +12,14 @@ use crate::aggregate::IntakeCounts;
 use crate::alert::AlertStats;
 use crate::intake::ShardCell;
 use crate::net::tcp::TcpStats;
+use crate::net::unix::UnixStats;
 use crate::protocol::ParseError;
 use crate::render::RenderStats;
 use crate::sink::{PublishCounts, PublishStats};
 use crate::stats::{self, Keys};
 
 /// Number of keys [`OwnStats::keys`] yields (numStats counts them).
-pub const OWN_KEYS: usize = 47 + ParseError::ALL.len();
+pub const OWN_KEYS: usize = 50 + ParseError::ALL.len();
 
 /// What the flush itself leaves for `istats` and the next flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -88,6 +89,8 @@ pub struct OwnStats {
     pub tcp: [u64; 7],
     /// NSCA checks: sent, failed.
     pub alert: [u64; 2],
+    /// Unix datagram socket: packets, bytes, truncated datagrams.
+    pub unix: [u64; 3],
     /// Log lines dropped because the log pipe did not drain.
     pub log_dropped: u64,
 }
@@ -144,6 +147,9 @@ impl OwnStats {
             ("tcp.connections.slow_closed", self.tcp[4] as f64),
             ("tcp.connections.evicted", self.tcp[5] as f64),
             ("tcp.lines.buffer_full", self.tcp[6] as f64),
+            ("unix.packets", self.unix[0] as f64),
+            ("unix.bytes", self.unix[1] as f64),
+            ("unix.truncated", self.unix[2] as f64),
             ("backlog.lines", p.backlog_lines as f64),
             ("backlog.bytes", p.backlog_bytes as f64),
             ("backlog.dropped_lines", p.backlog_dropped_lines as f64),
@@ -177,6 +183,8 @@ pub struct StatSources {
     pub tcp: Arc<TcpStats>,
     /// The NSCA loop's counters.
     pub alert: Arc<AlertStats>,
+    /// The Unix datagram socket's counters (zero without --unix-socket).
+    pub unix: Arc<UnixStats>,
 }
 
 impl StatSources {
@@ -189,6 +197,7 @@ impl StatSources {
             publish: Arc::default(),
             tcp: Arc::default(),
             alert: Arc::default(),
+            unix: Arc::default(),
         }
     }
 
@@ -209,6 +218,11 @@ impl StatSources {
                 self.tcp.pending_full.get(),
             ],
             alert: [self.alert.sent(), self.alert.errors()],
+            unix: [
+                self.unix.packets.get(),
+                self.unix.bytes.get(),
+                self.unix.truncated.get(),
+            ],
             log_dropped: crate::logging::dropped_lines(),
         }
     }

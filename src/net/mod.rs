@@ -1,9 +1,11 @@
 //! The network edge of intake: binding every socket the server listens on,
-//! UDP receive workers ([`udp`]) and TCP connections ([`tcp`]). What is done
+//! UDP receive workers ([`udp`]), TCP connections ([`tcp`]) and the Unix
+//! datagram socket ([`unix`]). What is done
 //! with the bytes is [`crate::intake`]'s concern.
 
 pub mod tcp;
 pub mod udp;
+pub mod unix;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -20,6 +22,8 @@ pub struct Listeners {
     pub tcp: std::net::TcpListener,
     /// XML-RPC monitoring listener, unless turned off.
     pub monitor: Option<std::net::TcpListener>,
+    /// `--unix-socket`: the Unix datagram socket and its file.
+    pub unix: Option<unix::UnixInput>,
 }
 
 /// Where and how to bind.
@@ -35,6 +39,8 @@ pub struct BindSettings {
     pub workers: usize,
     /// Receive buffer asked of the kernel for each UDP socket, in bytes.
     pub udp_buffer: usize,
+    /// `--unix-socket`: a Unix datagram socket to receive on too.
+    pub unix: Option<unix::UnixSettings>,
 }
 
 impl Listeners {
@@ -60,7 +66,14 @@ impl Listeners {
                     }
                     None => None,
                 };
-            return Ok(Listeners { udp, tcp, monitor });
+            // Last: a port that cannot be bound leaves no socket file behind.
+            let unix = settings.unix.as_ref().map(unix::bind).transpose()?;
+            return Ok(Listeners {
+                udp,
+                tcp,
+                monitor,
+                unix,
+            });
         }
         Err(last_error.unwrap_or_else(|| io::Error::other("no address to bind")))
     }
@@ -108,8 +121,12 @@ impl Listeners {
                 .map_or_else(|e| e.to_string(), |a| format!("on {a}")),
             None => "off".into(),
         };
+        let unix = match &self.unix {
+            Some(input) => format!(", unix datagram {}", input.file.path().display()),
+            None => String::new(),
+        };
         format!(
-            "listening for metrics on udp+tcp {metrics} ({} UDP workers), monitor (XML-RPC) {monitor}",
+            "listening for metrics on udp+tcp {metrics} ({} UDP workers){unix}, monitor (XML-RPC) {monitor}",
             self.udp.len()
         )
     }

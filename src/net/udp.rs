@@ -1,19 +1,23 @@
 //! UDP receive workers: one OS thread, socket and shard each, taking up to
 //! [`RECV_BATCH`] datagrams per system call and one shard lock per batch.
+//! The Unix datagram socket ([`super::unix`]) is served by the same worker.
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Protocol, Type};
 use tokio_util::sync::CancellationToken;
 
+use super::unix::UnixStats;
 use crate::intake::{Intake, ShardCell};
+use crate::protocol::ParseError;
 
 /// How often a blocked UDP worker wakes up to check for shutdown.
 const UDP_POLL: Duration = Duration::from_millis(100);
-/// Largest UDP payload.
+/// Largest UDP payload (a Unix datagram may be longer: it is cut, and counted).
 const MAX_DATAGRAM: usize = 65_536;
 
 /// Binds `count` UDP sockets to one address with SO_REUSEPORT so the kernel
@@ -70,6 +74,8 @@ struct RecvBatch {
     buffers: Vec<u8>,
     /// Bytes received in each slot by the last call.
     lengths: [usize; RECV_BATCH],
+    /// Whether the datagram in each slot was longer than the slot.
+    truncated: [bool; RECV_BATCH],
 }
 
 impl RecvBatch {
@@ -77,13 +83,13 @@ impl RecvBatch {
         RecvBatch {
             buffers: vec![0u8; RECV_BATCH * MAX_DATAGRAM],
             lengths: [0; RECV_BATCH],
+            truncated: [false; RECV_BATCH],
         }
     }
 
     /// Receives at least one datagram (blocking up to the socket's read
     /// timeout unless `nonblocking`) and as many more as are queued.
-    fn recv(&mut self, socket: &std::net::UdpSocket, nonblocking: bool) -> io::Result<usize> {
-        use std::os::fd::AsRawFd;
+    fn recv(&mut self, socket: &impl AsRawFd, nonblocking: bool) -> io::Result<usize> {
         // SAFETY: iovec and mmsghdr are plain C structs for which all-zero
         // bytes are a valid (empty) value.
         let mut iovecs: [libc::iovec; RECV_BATCH] = unsafe { std::mem::zeroed() };
@@ -121,8 +127,9 @@ impl RecvBatch {
             return Err(io::Error::last_os_error());
         }
         let received = received as usize;
-        for (length, header) in self.lengths.iter_mut().zip(&headers).take(received) {
-            *length = header.msg_len as usize;
+        for (slot, header) in headers.iter().enumerate().take(received) {
+            self.lengths[slot] = header.msg_len as usize;
+            self.truncated[slot] = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
         }
         Ok(received)
     }
@@ -181,19 +188,22 @@ impl IdlePause {
     }
 }
 
-/// Runs one UDP receive worker until `stop`; then drains what the kernel
-/// already holds so a shutdown loses nothing that arrived.
-pub fn worker(
-    socket: std::net::UdpSocket,
+/// Runs one receive worker on a UDP socket (or, with `unix` stats, the Unix
+/// datagram socket) until `stop`; then drains what the kernel already holds
+/// so a shutdown loses nothing that arrived.
+pub fn worker<S: AsFd + AsRawFd>(
+    socket: S,
     shard: Arc<ShardCell>,
     intake: Arc<Intake>,
     stop: CancellationToken,
+    unix: Option<Arc<UnixStats>>,
 ) {
-    if let Err(e) = socket.set_read_timeout(Some(UDP_POLL)) {
+    let kind = if unix.is_some() { "unix socket" } else { "UDP" };
+    if let Err(e) = socket2::SockRef::from(&socket).set_read_timeout(Some(UDP_POLL)) {
         intake
             .logs
             .intake
-            .error(|| format!("cannot set UDP read timeout: {e}"));
+            .error(|| format!("cannot set {kind} read timeout: {e}"));
     }
     let mut batch = RecvBatch::new();
     let mut pause = IdlePause::new(
@@ -206,15 +216,27 @@ pub fn worker(
         match batch.recv(&socket, stopping) {
             Ok(received) => {
                 // One lock per batch: the flush only takes it to swap.
-                let bytes = shard.with(|shard| {
-                    let mut bytes = 0;
+                let (bytes, truncated) = shard.with(|shard| {
+                    let (mut bytes, mut truncated) = (0, 0);
                     for slot in 0..received {
-                        let datagram = batch.datagram(slot);
+                        let mut datagram = batch.datagram(slot);
                         bytes += datagram.len();
+                        if batch.truncated[slot] {
+                            // The lines before the cut are whole; the cut one is lost.
+                            truncated += 1;
+                            let end = memchr::memrchr(b'\n', datagram).unwrap_or(0);
+                            datagram = &datagram[..end];
+                            shard.count_discarded(ParseError::CutOff);
+                        }
                         intake.ingest(shard, datagram);
                     }
-                    bytes
+                    (bytes, truncated)
                 });
+                if let Some(stats) = &unix {
+                    stats.packets.add(received as u64);
+                    stats.bytes.add(bytes as u64);
+                    stats.truncated.add(truncated);
+                }
                 pause.count(received, bytes);
                 if received < RECV_BATCH && !stopping {
                     pause.after_drain();
@@ -235,7 +257,7 @@ pub fn worker(
                 intake
                     .logs
                     .intake
-                    .error(|| format!("UDP receive failed: {e}"));
+                    .error(|| format!("{kind} receive failed: {e}"));
                 if stopping {
                     return;
                 }

@@ -9,6 +9,7 @@
 //! - [`istats`]: the one `istats` fetcher, a real XML-RPC call over HTTP.
 //! - [`flushed`]: one flush as carbon got it, split for exact comparisons.
 //! - [`nsca`]: the real NSCA daemon.
+//! - [`peers`]: the client libraries' runtimes under `target/peers`; running a script.
 //! - [`runit`]: the shipped runit service under a real `runsv`.
 //! - [`to_carbon`]: a statsd publishing to a carbon on loopback; wait for a flush.
 //!
@@ -28,6 +29,7 @@ pub mod daemon;
 pub mod flushed;
 pub mod istats;
 pub mod nsca;
+pub mod peers;
 pub mod runit;
 pub mod server;
 pub mod to_carbon;
