@@ -16,28 +16,16 @@ use support::flushed::{final_flush, Flush};
 use support::istats::stat;
 use support::peers::{python, run};
 use support::server::Server;
+use support::to_carbon;
 use support::Statsd;
 
 /// The server in process on `path`, carbon on `carbon`, a 100 s interval
 /// (its one flush is the final one).
 fn start(carbon: &FakeCarbon, path: &Path, extra: &[&str]) -> Server {
-    let port = carbon.port.to_string();
     let path = path.to_str().expect("a UTF-8 temp path");
-    let mut flags = vec![
-        "-p",
-        "0",
-        "-q",
-        "--graphite-host",
-        "127.0.0.1",
-        "--graphite-port",
-        &port,
-        "--flush-interval",
-        "100",
-        "--unix-socket",
-        path,
-    ];
+    let mut flags = vec!["-q", "--unix-socket", path];
     flags.extend_from_slice(extra);
-    Server::start(&flags)
+    to_carbon::server(carbon.port, "100", &flags)
 }
 
 /// Stops the server once it has taken in `lines` lines (accepted or not).
