@@ -23,6 +23,7 @@
 //! - [`stats`]: lock-free counters for the owners; SPEC keys; JSON. Imports
 //!   nothing of the crate.
 //! - [`admin`]: XML-RPC over HTTP on port+10: `istats`, `system.listMethods`.
+//! - [`mgmt`]: Etsy's TCP management console (`stats`, `counters`, `health`, ...).
 //! - [`alert`]: `-a` mode: health -> NSCA passive check for Nagios.
 //! - [`logging`]: rate-limited messages on stderr.
 //! - [`server`]: wiring only: `run(listeners, config, shutdown)`.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod flush;
 pub mod intake;
 pub mod logging;
+pub mod mgmt;
 pub mod net;
 pub mod protocol;
 pub mod render;

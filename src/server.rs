@@ -17,6 +17,7 @@ use crate::config::{AlertSettings, Config};
 use crate::flush::{FlushThread, Flusher, StatSources};
 use crate::intake::{Intake, ShardCell};
 use crate::logging::Logs;
+use crate::mgmt::{self, Console};
 use crate::net::{self, Listeners};
 use crate::sink::{PublishStats, Publisher};
 
@@ -120,6 +121,7 @@ pub async fn run(
     let publisher_task = tokio::spawn(publisher.run(payloads_rx, config.shutdown_timeout));
 
     let gauges = GaugeState::bounded(hasher, config.gauge_ttl_flushes(), config.limits.max_names);
+    let mgmt_sources = sources.clone();
     let flusher = Flusher::new(
         config.flush.clone(),
         sources,
@@ -129,6 +131,23 @@ pub async fn run(
         kernel,
     );
     let flush_thread = FlushThread::start(flusher)?;
+    let mgmt_task = match listeners.mgmt {
+        Some(listener) => {
+            let console = Arc::new(Console::new(
+                flush_thread.handle(),
+                mgmt_sources,
+                config.etsy_file.clone(),
+                config.flush_interval,
+            ));
+            Some(tokio::spawn(mgmt::serve(
+                tokio::net::TcpListener::from_std(listener)?,
+                console,
+                config.mgmt,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let regular = flush_thread.every(config.flush_interval, &shutdown).await;
 
     // Stop reading, let every receiver hand over what it holds, flush once more.
@@ -144,6 +163,10 @@ pub async fn run(
         task.abort();
     }
     if let Some(task) = monitor_task {
+        let _ = task.await;
+    }
+    // Before the flush thread's end: the console holds a handle to it.
+    if let Some(task) = mgmt_task {
         let _ = task.await;
     }
     let last = flush_thread.flush(true).await;

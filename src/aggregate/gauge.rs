@@ -94,6 +94,21 @@ impl GaugeState {
         self.flushes += 1;
     }
 
+    /// The remembered value of `key`, if any.
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.values.get(key).map(|(value, _)| *value)
+    }
+
+    /// Every remembered gauge and its value, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.values.iter().map(|(key, (value, _))| (&**key, *value))
+    }
+
+    /// Forgets `key` (the management console's `delgauges`); true if it was held.
+    pub fn remove(&mut self, key: &str) -> bool {
+        self.values.remove(key).is_some()
+    }
+
     /// Number of gauges remembered.
     pub fn len(&self) -> usize {
         self.values.len()

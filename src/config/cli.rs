@@ -10,6 +10,8 @@ use crate::alert::nsca;
 use crate::sink::GraphiteProtocol;
 use crate::{aggregate, protocol, render};
 
+use super::mgmt::MgmtArgs;
+
 /// The flags of `statsd`. Field docs are the `--help` text.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -211,4 +213,8 @@ pub struct Cli {
     /// Permissions of the --unix-socket file, in octal (e.g. 660) [default: as the umask leaves them]
     #[arg(long = "unix-socket-mode")]
     pub unix_socket_mode: Option<String>,
+
+    // --- Etsy's management console ---
+    #[command(flatten)]
+    pub mgmt: MgmtArgs,
 }

@@ -3,6 +3,7 @@
 //! work is refused with one line (the binary exits 2), never a panic later.
 
 mod cli;
+pub mod mgmt;
 
 use std::fmt;
 use std::time::Duration;
@@ -10,13 +11,14 @@ use std::time::Duration;
 use clap::Parser;
 
 pub use cli::Cli;
+pub use mgmt::{MgmtArgs, MgmtLimits};
 
 use crate::aggregate::Limits;
 use crate::alert::nsca::{load_send_nsca_config, Encryption, NscaClient};
 use crate::flush::FlushSettings;
 use crate::net::tcp::TcpLimits;
 use crate::net::unix::{UnixSettings, MAX_PATH_BYTES};
-use crate::net::BindSettings;
+use crate::net::{BindSettings, MgmtBind};
 use crate::render::RenderConfig;
 use crate::sink::{BacklogLimits, Carbon, Target};
 
@@ -58,6 +60,10 @@ pub struct Config {
     pub alert: Option<AlertSettings>,
     /// `--signed-gauges-set`: `+5`/`-5` set a gauge, as the original did.
     pub signed_gauges_set: bool,
+    /// Bounds of Etsy's management console (where it listens: `bind.mgmt`).
+    pub mgmt: MgmtLimits,
+    /// The Etsy config file as parsed, for the management console's `config`.
+    pub etsy_file: Option<serde_json::Value>,
 }
 
 /// What `-a` needs: the client (the send_nsca.cfg file read once, here), who
@@ -190,6 +196,12 @@ impl Config {
                 name: cli.name.clone(),
                 port: cli.port,
                 monitor_port: monitor_port(&cli),
+                // `--etsy` (another flag) turns the default 8126 on: at the
+                // merge, `cli.mgmt.port(cli.etsy)`.
+                mgmt: cli.mgmt.port(false).map(|port| MgmtBind {
+                    address: cli.mgmt.mgmt_address.clone(),
+                    port,
+                }),
                 workers,
                 udp_buffer: count("--udp-buffer", cli.udp_buffer, 1, MAX_UDP_BUFFER)?,
                 unix: unix_settings(&cli)?,
@@ -229,6 +241,8 @@ impl Config {
             shutdown_timeout: seconds("--shutdown-timeout", cli.shutdown_timeout)?,
             alert: alert_settings(&cli)?,
             signed_gauges_set: cli.signed_gauges_set,
+            mgmt: cli.mgmt.limits()?,
+            etsy_file: None,
         })
     }
 

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use crate::aggregate::IntakeCounts;
 use crate::alert::AlertStats;
 use crate::intake::ShardCell;
+use crate::mgmt::MgmtStats;
 use crate::net::tcp::TcpStats;
 use crate::net::unix::UnixStats;
 use crate::protocol::ParseError;
@@ -19,7 +20,7 @@ use crate::sink::{PublishCounts, PublishStats};
 use crate::stats::{self, Keys};
 
 /// Number of keys [`OwnStats::keys`] yields (numStats counts them).
-pub const OWN_KEYS: usize = 50 + ParseError::ALL.len();
+pub const OWN_KEYS: usize = 54 + ParseError::ALL.len();
 
 /// What the flush itself leaves for `istats` and the next flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -91,6 +92,9 @@ pub struct OwnStats {
     pub alert: [u64; 2],
     /// Unix datagram socket: packets, bytes, truncated datagrams.
     pub unix: [u64; 3],
+    /// Etsy's mgmt console: connections accepted, refused, idle-closed;
+    /// lines too long.
+    pub mgmt: [u64; 4],
     /// Log lines dropped because the log pipe did not drain.
     pub log_dropped: u64,
 }
@@ -150,6 +154,10 @@ impl OwnStats {
             ("unix.packets", self.unix[0] as f64),
             ("unix.bytes", self.unix[1] as f64),
             ("unix.truncated", self.unix[2] as f64),
+            ("mgmt.connections.accepted", self.mgmt[0] as f64),
+            ("mgmt.connections.refused", self.mgmt[1] as f64),
+            ("mgmt.connections.idle_closed", self.mgmt[2] as f64),
+            ("mgmt.lines.too_long", self.mgmt[3] as f64),
             ("backlog.lines", p.backlog_lines as f64),
             ("backlog.bytes", p.backlog_bytes as f64),
             ("backlog.dropped_lines", p.backlog_dropped_lines as f64),
@@ -185,6 +193,8 @@ pub struct StatSources {
     pub alert: Arc<AlertStats>,
     /// The Unix datagram socket's counters (zero without --unix-socket).
     pub unix: Arc<UnixStats>,
+    /// The mgmt console's counters (zero without --mgmt-port).
+    pub mgmt: Arc<MgmtStats>,
 }
 
 impl StatSources {
@@ -198,6 +208,7 @@ impl StatSources {
             tcp: Arc::default(),
             alert: Arc::default(),
             unix: Arc::default(),
+            mgmt: Arc::default(),
         }
     }
 
@@ -222,6 +233,12 @@ impl StatSources {
                 self.unix.packets.get(),
                 self.unix.bytes.get(),
                 self.unix.truncated.get(),
+            ],
+            mgmt: [
+                self.mgmt.accepted.get(),
+                self.mgmt.refused.get(),
+                self.mgmt.idle_closed.get(),
+                self.mgmt.long_lines.get(),
             ],
             log_dropped: crate::logging::dropped_lines(),
         }

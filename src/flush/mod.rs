@@ -58,6 +58,8 @@ pub struct Flusher {
     kernel: KernelView,
     /// Timestamp of the previous flush.
     last_timestamp: u64,
+    /// Flushes made so far.
+    flushes: u64,
 }
 
 impl Flusher {
@@ -78,6 +80,7 @@ impl Flusher {
             payloads,
             kernel,
             last_timestamp: 0,
+            flushes: 0,
         }
     }
 
@@ -133,6 +136,22 @@ impl Flusher {
         let duration = started.elapsed().as_secs_f64();
         self.sources.flush.update(|stats| stats.duration = duration);
         self.sources.flush.set_running(false);
+        self.flushes += 1;
+    }
+
+    /// Every shard, in order (UDP workers, TCP, Unix socket).
+    pub fn shards(&self) -> &[Arc<crate::intake::ShardCell>] {
+        &self.sources.shards
+    }
+
+    /// The gauge values remembered across flushes.
+    pub fn gauges_mut(&mut self) -> &mut GaugeState {
+        &mut self.gauges
+    }
+
+    /// Flushes made so far (the final one included).
+    pub fn flushes(&self) -> u64 {
+        self.flushes
     }
 
     /// Status line, debug output and the bad-line summary of one flush.
@@ -187,27 +206,75 @@ impl Flusher {
     }
 }
 
+/// Work for the flush thread: a flush, or a visit to the flusher's state
+/// between flushes (the management console reads and deletes series there,
+/// so no flush can take the shards or the gauges halfway).
+enum Job {
+    /// One flush (`true`: the final one); says when it is done.
+    Flush(bool, oneshot::Sender<()>),
+    /// Runs on the flusher between flushes.
+    Visit(Box<dyn FnOnce(&mut Flusher) + Send>),
+}
+
 /// The flush's own thread: merge and render never run on the runtime.
 pub struct FlushThread {
-    /// Asks for one flush (`true`: the final one) and says when it is done.
-    requests: std::sync::mpsc::Sender<(bool, oneshot::Sender<()>)>,
+    /// Flushes and visits, in order.
+    requests: std::sync::mpsc::Sender<Job>,
     /// Joined at the end, so the last payload is handed over before return.
     thread: std::thread::JoinHandle<()>,
+}
+
+/// Runs visits on the flush thread from elsewhere (the management console).
+/// The thread ends only once every handle is dropped, so holders drop theirs
+/// before [`FlushThread::finish`].
+#[derive(Clone)]
+pub struct FlushHandle {
+    /// The flush thread's queue.
+    requests: std::sync::mpsc::Sender<Job>,
+}
+
+impl FlushHandle {
+    /// Runs `visit` on the flusher between flushes and returns its result,
+    /// without blocking the runtime.
+    pub async fn visit<R: Send + 'static>(
+        &self,
+        visit: impl FnOnce(&mut Flusher) -> R + Send + 'static,
+    ) -> io::Result<R> {
+        let (done, finished) = oneshot::channel();
+        let gone = || io::Error::other("the flush thread stopped");
+        let job = Job::Visit(Box::new(move |flusher| {
+            let _ = done.send(visit(flusher));
+        }));
+        self.requests.send(job).map_err(|_| gone())?;
+        finished.await.map_err(|_| gone())
+    }
 }
 
 impl FlushThread {
     /// Starts the thread that owns `flusher`.
     pub fn start(mut flusher: Flusher) -> io::Result<FlushThread> {
-        let (requests, incoming) = std::sync::mpsc::channel::<(bool, oneshot::Sender<()>)>();
+        let (requests, incoming) = std::sync::mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("flush".into())
             .spawn(move || {
-                for (last, done) in incoming {
-                    flusher.flush(last);
-                    let _ = done.send(());
+                for job in incoming {
+                    match job {
+                        Job::Flush(last, done) => {
+                            flusher.flush(last);
+                            let _ = done.send(());
+                        }
+                        Job::Visit(visit) => visit(&mut flusher),
+                    }
                 }
             })?;
         Ok(FlushThread { requests, thread })
+    }
+
+    /// A handle that runs visits on the thread.
+    pub fn handle(&self) -> FlushHandle {
+        FlushHandle {
+            requests: self.requests.clone(),
+        }
     }
 
     /// Runs one flush on the thread and waits for it without blocking the
@@ -215,7 +282,9 @@ impl FlushThread {
     pub async fn flush(&self, last: bool) -> io::Result<()> {
         let (done, finished) = oneshot::channel();
         let gone = || io::Error::other("the flush thread stopped (panicked)");
-        self.requests.send((last, done)).map_err(|_| gone())?;
+        self.requests
+            .send(Job::Flush(last, done))
+            .map_err(|_| gone())?;
         finished.await.map_err(|_| gone())
     }
 

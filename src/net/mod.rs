@@ -24,6 +24,8 @@ pub struct Listeners {
     pub monitor: Option<std::net::TcpListener>,
     /// `--unix-socket`: the Unix datagram socket and its file.
     pub unix: Option<unix::UnixInput>,
+    /// Etsy's management console listener, when `--mgmt-port` (or `--etsy`) asks.
+    pub mgmt: Option<std::net::TcpListener>,
 }
 
 /// Where and how to bind.
@@ -41,6 +43,17 @@ pub struct BindSettings {
     pub udp_buffer: usize,
     /// `--unix-socket`: a Unix datagram socket to receive on too.
     pub unix: Option<unix::UnixSettings>,
+    /// Etsy's management console, when on.
+    pub mgmt: Option<MgmtBind>,
+}
+
+/// Where Etsy's management console listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MgmtBind {
+    /// `--mgmt-address`: address or host name; empty for every interface.
+    pub address: String,
+    /// `--mgmt-port`; 0 picks a free one.
+    pub port: u16,
 }
 
 impl Listeners {
@@ -66,6 +79,7 @@ impl Listeners {
                     }
                     None => None,
                 };
+            let mgmt = settings.mgmt.as_ref().map(bind_mgmt).transpose()?;
             // Last: a port that cannot be bound leaves no socket file behind.
             let unix = settings.unix.as_ref().map(unix::bind).transpose()?;
             return Ok(Listeners {
@@ -73,6 +87,7 @@ impl Listeners {
                 tcp,
                 monitor,
                 unix,
+                mgmt,
             });
         }
         Err(last_error.unwrap_or_else(|| io::Error::other("no address to bind")))
@@ -86,6 +101,11 @@ impl Listeners {
     /// The monitoring address, when the endpoint is on.
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
         self.monitor.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The management console's address, when it is on.
+    pub fn mgmt_addr(&self) -> Option<SocketAddr> {
+        self.mgmt.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Warnings worth a line at start: a UDP receive buffer smaller than
@@ -125,8 +145,12 @@ impl Listeners {
             Some(input) => format!(", unix datagram {}", input.file.path().display()),
             None => String::new(),
         };
+        let mgmt = match self.mgmt_addr() {
+            Some(addr) => format!(", management console on {addr}"),
+            None => String::new(),
+        };
         format!(
-            "listening for metrics on udp+tcp {metrics} ({} UDP workers){unix}, monitor (XML-RPC) {monitor}",
+            "listening for metrics on udp+tcp {metrics} ({} UDP workers){unix}, monitor (XML-RPC) {monitor}{mgmt}",
             self.udp.len()
         )
     }
@@ -153,6 +177,19 @@ pub fn resolve_bind_address(name: &str, port: u16) -> io::Result<Vec<SocketAddr>
         ));
     }
     Ok(found)
+}
+
+/// Binds the management console: the first address of `--mgmt-address`
+/// that binds (every interface when empty, as Etsy's `mgmt_address`).
+fn bind_mgmt(at: &MgmtBind) -> io::Result<std::net::TcpListener> {
+    let mut last_error = None;
+    for addr in resolve_bind_address(&at.address, at.port)? {
+        match bind_tcp(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(io::Error::new(e.kind(), format!("mgmt port {addr}: {e}"))),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::other("no address for the mgmt port")))
 }
 
 /// Binds UDP then TCP on the same port; with port 0, retries until a port

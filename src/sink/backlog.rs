@@ -28,6 +28,8 @@ pub struct Removed {
     pub payloads: usize,
     /// Their lines.
     pub lines: usize,
+    /// Their bytes (of delivered payloads; Etsy's mgmt `graphite.flush_length`).
+    pub bytes: usize,
 }
 
 /// Payloads not yet delivered, oldest first, bounded in bytes and lines.
@@ -117,6 +119,7 @@ impl Backlog {
             if let Some((_, done)) = self.pop() {
                 removed.payloads += 1;
                 removed.lines += done.lines;
+                removed.bytes += done.data.len();
             }
         }
         removed

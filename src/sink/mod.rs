@@ -78,6 +78,8 @@ pub struct PublishStats {
     pub last_time: F64Cell,
     /// Lines carried by the last successful publish.
     pub last_lines: Counter,
+    /// Bytes carried by the last successful publish.
+    pub last_bytes: Counter,
     /// Lines delivered since start.
     pub published_lines: Counter,
     /// Lines waiting in the backlog.

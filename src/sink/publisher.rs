@@ -100,11 +100,12 @@ impl<D: Deliver> Publisher<D> {
         let stats = &self.stats;
         let delivered = match result {
             Ok(()) => {
-                let Removed { lines, .. } = self.backlog.delivered(seq);
+                let Removed { lines, bytes, .. } = self.backlog.delivered(seq);
                 stats.ok.incr();
                 stats.last_duration.set(started.elapsed().as_secs_f64());
                 stats.last_time.set(unix_now());
                 stats.last_lines.set(lines as u64);
+                stats.last_bytes.set(bytes as u64);
                 stats.published_lines.add(lines as u64);
                 true
             }

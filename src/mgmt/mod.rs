@@ -1,0 +1,391 @@
+//! Etsy statsd 0.9.0's management console: a TCP port (`mgmt_port`, 8126
+//! under Etsy's config) taking one command per line (`help`, `stats`,
+//! `counters`, `timers`, `gauges`, `sets`, `del*` with `prefix.*` globs,
+//! `health [up|down]`, `config`, `quit`) and answering byte for byte as
+//! Etsy does, so Etsy's `proxy.js` health checks and Nagios `check_statsd`
+//! scripts work against us.
+//!
+//! - [`commands`]: parsing and the reply texts (pure).
+//! - [`inspect`]: Node's `util.inspect`, for the listings (pure).
+//! - [`config_text`]: `config`, Etsy's `writeConfig` (pure).
+//! - [`view`]: the current interval, read and pruned between flushes.
+//!
+//! Bounded like the XML-RPC port: connections at once (extra ones get one
+//! line and are closed), line length (a longer line closes the connection),
+//! idle time, and a reply write that stalls; each refusal is counted. Etsy
+//! answers each TCP read as one command; we take a command at each newline,
+//! or a partial line once the peer pauses or closes, which answers the same
+//! to every client that writes a command at a time.
+
+pub mod commands;
+pub mod config_text;
+pub mod inspect;
+pub mod view;
+
+use std::io;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MgmtLimits;
+use crate::flush::{FlushHandle, StatSources};
+use crate::stats::{unix_now, Counter};
+use commands::{Command, StatsView};
+
+/// A partial line is taken as a command once the peer pauses this long.
+const PARTIAL_LINE_PAUSE: Duration = Duration::from_millis(100);
+/// How often the time of the last received packet is sampled (Etsy keeps
+/// it in whole seconds).
+const LAST_MESSAGE_TICK: Duration = Duration::from_millis(500);
+/// Pause after a failed `accept` so the loop cannot spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// Written, best effort, to a connection over the limit.
+const BUSY: &[u8] = b"ERROR too many mgmt connections\n";
+/// Written, best effort, before closing on a line over the limit.
+const TOO_LONG: &[u8] = b"ERROR line too long\n";
+
+/// The console's own counts.
+#[derive(Debug, Default)]
+pub struct MgmtStats {
+    /// Connections accepted and served.
+    pub accepted: Counter,
+    /// Connections refused: too many at once.
+    pub refused: Counter,
+    /// Connections closed after the idle timeout (or a stalled reply).
+    pub idle_closed: Counter,
+    /// Connections closed for a line over `--mgmt-max-line-bytes`.
+    pub long_lines: Counter,
+}
+
+/// What the console answers from: the flush thread (series), the stats
+/// sources (`stats`), its own health flag and Etsy's config.
+pub struct Console {
+    /// Runs reads and deletions between flushes.
+    flush: FlushHandle,
+    /// Counters of intake, flush and publish.
+    sources: StatSources,
+    /// `health`'s state: Etsy's `healthStatus` (`up` unless the config says).
+    health: Mutex<String>,
+    /// The Etsy config file, for `config`.
+    etsy_file: Option<serde_json::Value>,
+    /// The flush interval in ms, as Etsy writes it in `config`.
+    flush_interval_ms: f64,
+    /// Unix second a packet was last seen received (the start until then).
+    last_msg_seen: AtomicI64,
+    /// Packets counted when last sampled, all intervals together.
+    packets_seen: AtomicU64,
+    /// Largest bad-line total reported (never goes back while a flush moves
+    /// the interval's counts into the total).
+    bad_lines_seen: AtomicU64,
+    /// The console's own counts (shared with the flush and `istats`).
+    pub stats: Arc<MgmtStats>,
+}
+
+impl Console {
+    /// A console over the running server's state.
+    pub fn new(
+        flush: FlushHandle,
+        sources: StatSources,
+        etsy_file: Option<serde_json::Value>,
+        flush_interval: Duration,
+    ) -> Console {
+        let health = etsy_file
+            .as_ref()
+            .and_then(|file| file.get("healthStatus"))
+            .and_then(serde_json::Value::as_str)
+            .filter(|status| !status.is_empty())
+            .unwrap_or("up")
+            .to_string();
+        let startup = commands::js_round(sources.start_time);
+        let stats = Arc::clone(&sources.mgmt);
+        Console {
+            flush,
+            sources,
+            health: Mutex::new(health),
+            etsy_file,
+            flush_interval_ms: flush_interval.as_secs_f64() * 1000.0,
+            last_msg_seen: AtomicI64::new(startup),
+            packets_seen: AtomicU64::new(0),
+            bad_lines_seen: AtomicU64::new(0),
+            stats,
+        }
+    }
+
+    /// True unless `health down` was said last.
+    pub fn healthy(&self) -> bool {
+        *self.health.lock() != "down"
+    }
+
+    /// Intake since start: completed intervals plus the current one.
+    fn intake_total(&self) -> crate::aggregate::IntakeCounts {
+        let mut total = self.sources.flush.get().intake_total;
+        for cell in &self.sources.shards {
+            total.add(&cell.live());
+        }
+        total
+    }
+
+    /// Notes the second packets were last seen arriving.
+    fn sample_last_message(&self) {
+        let packets = self.intake_total().packets;
+        if packets > self.packets_seen.fetch_max(packets, Ordering::Relaxed) {
+            self.last_msg_seen
+                .store(commands::js_round(unix_now()), Ordering::Relaxed);
+        }
+    }
+
+    /// The reply to one command line; `None` for `quit`.
+    pub async fn answer(&self, line: &str) -> Option<String> {
+        let reply = match commands::parse(line) {
+            Command::Help => commands::HELP.to_string(),
+            Command::Unknown => commands::ERROR.to_string(),
+            Command::Quit => return None,
+            Command::Health(change) => {
+                let mut health = self.health.lock();
+                match change {
+                    Some(true) => *health = "up".into(),
+                    Some(false) => *health = "down".into(),
+                    None => {}
+                }
+                format!("health: {health}\n")
+            }
+            Command::Stats => {
+                self.sample_last_message();
+                commands::stats(&self.stats_view())
+            }
+            Command::Config => {
+                let flushed = self.flush.visit(|flusher| flusher.flushes() > 0).await;
+                let config = config_text::etsy_runtime_config(
+                    self.etsy_file.as_ref(),
+                    self.flush_interval_ms,
+                    flushed.unwrap_or(false),
+                );
+                config_text::write_config(&config)
+            }
+            Command::List(kind) => {
+                let listed = self
+                    .flush
+                    .visit(move |flusher| {
+                        let shards = flusher.shards().to_vec();
+                        view::list(kind, &shards, flusher.gauges_mut())
+                    })
+                    .await;
+                match listed {
+                    Ok(series) => commands::listing(&series),
+                    Err(_) => commands::ERROR.to_string(),
+                }
+            }
+            Command::Delete(kind, requests) => self
+                .flush
+                .visit(move |flusher| {
+                    let shards = flusher.shards().to_vec();
+                    let series = view::list(kind, &shards, flusher.gauges_mut());
+                    let names: Vec<&str> = series.iter().map(|(name, _)| &**name).collect();
+                    let (reply, deleted) = commands::delete_stats(&names, &requests);
+                    view::delete(kind, &deleted, &shards, flusher.gauges_mut());
+                    reply
+                })
+                .await
+                .unwrap_or_else(|_| commands::ERROR.to_string()),
+        };
+        Some(reply)
+    }
+
+    fn stats_view(&self) -> StatsView {
+        let startup = commands::js_round(self.sources.start_time);
+        let publish = &self.sources.publish;
+        let bad = self.intake_total().discarded;
+        let bad = bad.max(self.bad_lines_seen.fetch_max(bad, Ordering::Relaxed));
+        StatsView {
+            now: commands::js_round(unix_now()),
+            startup,
+            last_msg_seen: self.last_msg_seen.load(Ordering::Relaxed),
+            bad_lines_seen: bad,
+            last_flush: if publish.ok.get() > 0 {
+                commands::js_round(publish.last_time.get())
+            } else {
+                startup
+            },
+            last_exception: 0,
+            flush_time: (publish.last_duration.get() * 1000.0).round() as i64,
+            flush_length: publish.last_bytes.get(),
+        }
+    }
+}
+
+/// Serves the console on `listener` until `shutdown` is cancelled; then
+/// every connection is dropped. Per-connection and accept errors never end
+/// the loop.
+pub async fn serve(
+    listener: TcpListener,
+    console: Arc<Console>,
+    limits: MgmtLimits,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut tick = tokio::time::interval(LAST_MESSAGE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = tick.tick() => console.sample_last_message(),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(permit) => {
+                        console.stats.accepted.incr();
+                        let console = Arc::clone(&console);
+                        let stop = shutdown.clone();
+                        tasks.spawn(async move {
+                            let _ = stream.set_nodelay(true);
+                            serve_connection(stream, &console, limits, stop).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        console.stats.refused.incr();
+                        // Never wait on an excess client: one non-blocking write, then close.
+                        let _ = stream.try_write(BUSY);
+                    }
+                },
+                Err(_) => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => {}
+                    }
+                }
+            },
+        }
+    }
+    drop(listener);
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// What ends a connection's wait for input.
+enum Input {
+    /// Bytes arrived.
+    Bytes(usize),
+    /// The peer closed (or the socket failed).
+    Closed,
+    /// Nothing arrived within the wait.
+    Quiet,
+}
+
+/// One connection: commands in, replies out, until `quit`, the peer
+/// closes, a bound is hit or the server stops.
+async fn serve_connection(
+    mut stream: TcpStream,
+    console: &Console,
+    limits: MgmtLimits,
+    stop: CancellationToken,
+) {
+    let mut pending: Vec<u8> = Vec::with_capacity(256);
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        while let Some(end) = memchr::memchr(b'\n', &pending) {
+            if end > limits.max_line_bytes {
+                refuse_long_line(&mut stream, console).await;
+                return;
+            }
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            if !run_line(&mut stream, console, &line, limits).await {
+                return;
+            }
+        }
+        if pending.len() > limits.max_line_bytes {
+            refuse_long_line(&mut stream, console).await;
+            return;
+        }
+        let wait = if pending.is_empty() {
+            limits.idle_timeout
+        } else {
+            PARTIAL_LINE_PAUSE.min(limits.idle_timeout)
+        };
+        let input = tokio::select! {
+            () = stop.cancelled() => return,
+            read = tokio::time::timeout(wait, stream.read(&mut chunk)) => match read {
+                Ok(Ok(0)) | Ok(Err(_)) => Input::Closed,
+                Ok(Ok(n)) => Input::Bytes(n),
+                Err(_) => Input::Quiet,
+            },
+        };
+        match input {
+            Input::Bytes(n) => pending.extend_from_slice(&chunk[..n]),
+            Input::Quiet if pending.is_empty() => {
+                console.stats.idle_closed.incr();
+                return;
+            }
+            // A command without its newline, as Etsy takes each read: run it.
+            Input::Quiet => {
+                let line = std::mem::take(&mut pending);
+                if !run_line(&mut stream, console, &line, limits).await {
+                    return;
+                }
+            }
+            Input::Closed => {
+                if !pending.is_empty() {
+                    let line = std::mem::take(&mut pending);
+                    let _ = run_line(&mut stream, console, &line, limits).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Answers one line; false when the connection is to end.
+async fn run_line(
+    stream: &mut TcpStream,
+    console: &Console,
+    line: &[u8],
+    limits: MgmtLimits,
+) -> bool {
+    // Etsy reads the socket as 'ascii', which keeps the low 7 bits of each byte.
+    let text: String = line.iter().map(|b| char::from(b & 0x7f)).collect();
+    if text.trim().is_empty() {
+        // Etsy answers an empty read ERROR too; a bare newline is a client
+        // keeping the connection alive, and gets the same.
+        return write_reply(stream, console, commands::ERROR.as_bytes(), limits).await;
+    }
+    match console.answer(&text).await {
+        Some(reply) => write_reply(stream, console, reply.as_bytes(), limits).await,
+        None => {
+            let _ = stream.shutdown().await;
+            false
+        }
+    }
+}
+
+/// Writes a reply within the idle timeout; false when it failed or stalled.
+async fn write_reply(
+    stream: &mut TcpStream,
+    console: &Console,
+    reply: &[u8],
+    limits: MgmtLimits,
+) -> bool {
+    match tokio::time::timeout(limits.idle_timeout, stream.write_all(reply)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            console.stats.idle_closed.incr();
+            false
+        }
+    }
+}
+
+async fn refuse_long_line(stream: &mut TcpStream, console: &Console) {
+    console.stats.long_lines.incr();
+    let _ = stream.try_write(TOO_LONG);
+    let _ = stream.shutdown().await;
+}
