@@ -32,6 +32,9 @@ peers=target/peers
 command -v npm >/dev/null || { apt-get install -y --no-install-recommends npm; }
 [ -f "$peers/node/node_modules/hot-shots/package.json" ] ||
   npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error hot-shots@17.1.1
+# Etsy's statsd itself, for the differential tests (tests/mgmt_etsy.rs: its mgmt console).
+[ -f "$peers/node/node_modules/statsd/package.json" ] ||
+  npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error statsd@0.9.0
 
 # --workspace: the load generator (bench/statsd-bench) is a package of its own.
 cargo build --workspace --all-targets

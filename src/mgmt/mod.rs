@@ -253,7 +253,11 @@ pub async fn serve(
                     }
                     Err(_) => {
                         console.stats.refused.incr();
-                        // Never wait on an excess client: one non-blocking write, then close.
+                        // Never wait on an excess client: one non-blocking write, then
+                        // close. What it sent already is read first, so the close is
+                        // not a reset that could destroy the line in flight.
+                        let mut sent = [0u8; 512];
+                        let _ = stream.try_read(&mut sent);
                         let _ = stream.try_write(BUSY);
                     }
                 },

@@ -108,6 +108,8 @@ pub struct Server {
     metrics: SocketAddr,
     /// The monitoring address, on loopback, unless it is off.
     monitor: Option<SocketAddr>,
+    /// Etsy's management console, on loopback, when `--mgmt-port` is given.
+    mgmt: Option<SocketAddr>,
     /// `run` on its runtime.
     running: Running,
 }
@@ -139,14 +141,22 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot bind {:?}: {e}", config.bind));
         let metrics = loopback(listeners.metrics_addr().expect("metrics address"));
         let monitor = listeners.monitor_addr().map(loopback);
+        let mgmt = listeners.mgmt_addr().map(loopback);
         let running = Running::spawn("statsd server::run", 2, move |shutdown| {
             statsd::server::run(listeners, config, shutdown)
         });
         Server {
             metrics,
             monitor,
+            mgmt,
             running,
         }
+    }
+
+    /// The management console's address (panics unless `--mgmt-port` was given).
+    pub fn mgmt_addr(&self) -> SocketAddr {
+        self.mgmt
+            .expect("the server's mgmt port is off (give --mgmt-port)")
     }
 
     /// Stops the server as SIGTERM stops the binary (cancels the token),

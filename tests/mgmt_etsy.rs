@@ -1,0 +1,461 @@
+//! Etsy's management console, differentially: the same datagrams and the
+//! same commands to Etsy's statsd 0.9.0 (node, installed by scripts/test.sh
+//! under target/peers/node) and to ours; every reply compared byte for byte
+//! (the seconds of `stats` within the gap between the two starts). Then the
+//! console's bounds: connections, line length, idle time.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use statsd::config::Config;
+use support::istats::stat;
+use support::peers::peer;
+use support::server::Server;
+use support::{free_port, wait_for, GroupGuard, Statsd, WAIT};
+
+/// Etsy's statsd, run by node on a config of ours; killed on drop.
+struct Etsy {
+    _process: GroupGuard,
+    udp: SocketAddr,
+    mgmt: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+/// The config both servers are given: Etsy reads it as its file; ours gets
+/// it as `Config.etsy_file` (and the same interval and ports by flags).
+fn etsy_config(udp: u16, mgmt: u16) -> serde_json::Value {
+    serde_json::json!({
+        "port": udp,
+        "address": "127.0.0.1",
+        "mgmt_port": mgmt,
+        "mgmt_address": "127.0.0.1",
+        "flushInterval": 3_600_000,
+        "percentThreshold": [90, 99.9],
+        "graphite": { "legacyNamespace": false, "globalPrefix": "stats" },
+        "histogram": [ { "metric": "t.", "bins": [10, 100, "inf"] } ],
+        "title": "etsy-mgmt-test",
+        "keyFlush": null,
+        "deleteCounters": false,
+        "gaugesMaxTTL": 3,
+        "flush_counts": true
+    })
+}
+
+impl Etsy {
+    fn start() -> Etsy {
+        let stats_js = peer("node/node_modules/statsd/stats.js", "statsd@0.9.0 (npm)");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (udp, mgmt) = (free_port(), free_port());
+        let config_path: PathBuf = dir.path().join("config.js");
+        std::fs::write(&config_path, etsy_config(udp, mgmt).to_string()).expect("write config");
+        let process = GroupGuard::spawn(
+            Command::new("node")
+                .arg(&stats_js)
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("start node (the nodejs package)");
+        let mgmt_addr = SocketAddr::from(([127, 0, 0, 1], mgmt));
+        // The UDP socket is bound before the console listens (stats.js
+        // starts the servers first), so an answer means both are up.
+        wait_for(
+            WAIT,
+            "Etsy's statsd to answer on its mgmt port",
+            || TcpStream::connect(mgmt_addr).ok(),
+            || format!("node {} {}", stats_js.display(), config_path.display()),
+        );
+        Etsy {
+            _process: process,
+            udp: SocketAddr::from(([127, 0, 0, 1], udp)),
+            mgmt: mgmt_addr,
+            _dir: dir,
+        }
+    }
+}
+
+/// Ours, in process, with Etsy's config file as `etsy_file` (its ports are
+/// Etsy's: `config` writes what the file says) and the console on.
+fn ours(etsy: &Etsy) -> Server {
+    let flags = [
+        "statsd",
+        "-p",
+        "0",
+        "-n",
+        "127.0.0.1",
+        "--workers",
+        "1",
+        "--console",
+        "-q",
+        "--no-monitor",
+        "--flush-interval",
+        "3600",
+        "--mgmt-port",
+        "0",
+        "--mgmt-address",
+        "127.0.0.1",
+    ];
+    let mut config = Config::parse_from(flags).expect("flags");
+    config.etsy_file = Some(etsy_config(etsy.udp.port(), etsy.mgmt.port()));
+    Server::with_config(config)
+}
+
+/// One command on a connection of its own: written, the writing side
+/// closed (both servers then finish the reply and close), read to the end.
+fn ask(addr: SocketAddr, command: &str) -> String {
+    try_ask(addr, command).unwrap_or_else(|e| panic!("reply to {command:?} from {addr}: {e}"))
+}
+
+/// [`ask`], the error returned.
+fn try_ask(addr: SocketAddr, command: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(WAIT))?;
+    stream.write_all(format!("{command}\n").as_bytes())?;
+    stream.shutdown(Shutdown::Write)?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// The datagrams: counters, timers, gauges, sets and bad lines, names that
+/// inspect quotes (dots, dashes, a leading digit, an array index), arriving
+/// in name order (Etsy lists in arrival order, we in name order).
+fn datagrams() -> Vec<String> {
+    let mut out: Vec<String> = [
+        "123:1|c",
+        "9lives:2|c",
+        "_under:3|c",
+        "a-b.c:1|c|@0.1",
+        "app.errors:5|c\napp.hits:2.5|c",
+        "app.hits:1|c",
+        "plain:-3|c",
+        "x/y:4|c",
+        "g.a:5|g",
+        "g.a:+3|g",
+        "g.b:-2|g",
+        "g.c:7|g",
+        "g.c:-1|g",
+        "gauge_plain:0.000001|g",
+        "t.a:1|ms\nt.a:2|ms\nt.a:3.5|ms",
+        "t.b:300|ms",
+        "s.users:alice|s\ns.users:bob|s\ns.users:alice|s",
+        "s.other:1|s",
+        "bad_line_without_value",
+        "x:abc|c",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Long arrays: cut at 100 items, grouped into columns.
+    for chunk in (0..130).collect::<Vec<u32>>().chunks(20) {
+        let lines: Vec<String> = chunk
+            .iter()
+            .map(|i| format!("t.many:{}|ms", i * 7 % 101))
+            .collect();
+        out.push(lines.join("\n"));
+    }
+    out.push("t.wide:123.456|ms".into());
+    for i in 0..12 {
+        out.push(format!("t.wide:{}|ms", f64::from(i) * 1234.5678));
+    }
+    out
+}
+
+/// Lines of the datagrams, good and bad.
+fn line_count(datagrams: &[String]) -> usize {
+    datagrams.iter().map(|d| d.lines().count()).sum()
+}
+
+/// Waits until `counters` says every line arrived.
+fn wait_received(mgmt: SocketAddr, lines: usize, who: &str) {
+    let want = format!("'statsd.metrics_received': {lines}");
+    let mut last = String::new();
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        last = ask(mgmt, "counters");
+        if last.contains(&want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{who} never counted {lines} lines; counters:\n{last}");
+}
+
+/// `stats` with its seconds apart: the exact lines, and the time ones.
+fn split_stats(reply: &str) -> (Vec<String>, Vec<(String, i64)>) {
+    const TIMES: [&str; 4] = [
+        "uptime",
+        "messages.last_msg_seen",
+        "graphite.last_flush",
+        "graphite.last_exception",
+    ];
+    let mut exact = Vec::new();
+    let mut times = Vec::new();
+    for line in reply.split_inclusive('\n') {
+        match line.split_once(": ") {
+            Some((key, value)) if TIMES.contains(&key) => {
+                times.push((key.to_string(), value.trim().parse().expect("seconds")));
+            }
+            _ => exact.push(line.to_string()),
+        }
+    }
+    (exact, times)
+}
+
+/// `util.inspect` of a JSON object, by node itself.
+fn node_inspect(object: &serde_json::Value) -> String {
+    let out = Command::new("node")
+        .args([
+            "-e",
+            "process.stdout.write(require('util').inspect(JSON.parse(process.argv[1])))",
+        ])
+        .arg(object.to_string())
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn replies_match_etsy_statsd_byte_for_byte() {
+    let etsy = Etsy::start();
+    let ours = ours(&etsy);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let datagrams = datagrams();
+    for datagram in &datagrams {
+        sender.send_to(datagram.as_bytes(), etsy.udp).unwrap();
+        sender
+            .send_to(datagram.as_bytes(), ours.metrics_addr())
+            .unwrap();
+    }
+    let lines = line_count(&datagrams);
+    wait_received(etsy.mgmt, lines, "Etsy's statsd");
+    wait_received(ours.mgmt_addr(), lines, "ours");
+
+    let same = |command: &str| {
+        let theirs = ask(etsy.mgmt, command);
+        let mine = ask(ours.mgmt_addr(), command);
+        assert_eq!(mine, theirs, "reply to {command:?}: ours, then Etsy's");
+        mine
+    };
+    for command in [
+        "help",
+        "counters",
+        "timers",
+        "gauges",
+        "config",
+        "health",
+        "nonsense",
+        "",
+        "health down",
+        "health",
+        "health sideways",
+        "health UP",
+        "health",
+    ] {
+        same(command);
+    }
+    assert_eq!(same("health down"), "health: down\n");
+    same("health up");
+
+    let (theirs, mine) = (ask(etsy.mgmt, "stats"), ask(ours.mgmt_addr(), "stats"));
+    let (their_exact, their_times) = split_stats(&theirs);
+    let (my_exact, my_times) = split_stats(&mine);
+    assert_eq!(
+        my_exact, their_exact,
+        "stats apart from its seconds:\n{mine}\n{theirs}"
+    );
+    assert_eq!(my_times.len(), 4, "{mine}");
+    for ((key, mine_s), (their_key, theirs_s)) in my_times.iter().zip(&their_times) {
+        assert_eq!(key, their_key, "{mine}\n{theirs}");
+        assert!(
+            (mine_s - theirs_s).abs() <= 5,
+            "{key}: ours {mine_s}, Etsy {theirs_s}"
+        );
+    }
+
+    // Deletion: exact names, folder globs, misses, Object.prototype names,
+    // empty parameters; then the listings again.
+    for command in [
+        "delcounters app.* plain nothing.here toString",
+        "delcounters  123",
+        "delcounters",
+        "deltimers t.a t.* t.gone",
+        "delgauges g.a g.nothing.*",
+        "delgauges g.* gauge_plain",
+        "counters",
+        "timers",
+        "gauges",
+    ] {
+        same(command);
+    }
+    // A deleted gauge is gone for good: a delta starts from zero again.
+    for datagram in ["g.a:+2|g", "zz.fresh:1|c"] {
+        sender.send_to(datagram.as_bytes(), etsy.udp).unwrap();
+        sender
+            .send_to(datagram.as_bytes(), ours.metrics_addr())
+            .unwrap();
+    }
+    wait_received(etsy.mgmt, lines + 2, "Etsy's statsd");
+    wait_received(ours.mgmt_addr(), lines + 2, "ours");
+    same("gauges");
+    same("counters");
+    same("quit");
+
+    // Etsy 0.9.0 has no `sets`: ours lists them as Etsy's other listings
+    // are written (distinct members), checked against node's inspect.
+    assert_eq!(ask(etsy.mgmt, "sets"), "ERROR\n");
+    let sets = serde_json::json!({ "s.other": 1, "s.users": 2 });
+    assert_eq!(
+        ask(ours.mgmt_addr(), "sets"),
+        format!("{}\nEND\n\n", node_inspect(&sets))
+    );
+    assert_eq!(
+        ask(ours.mgmt_addr(), "delsets s.* s.none"),
+        "deleted: s.other\ndeleted: s.users\nmetric s.none not found\nEND\n\n"
+    );
+    assert_eq!(ask(ours.mgmt_addr(), "sets"), "{}\nEND\n\n");
+    ours.stop();
+}
+
+/// Ours with the console on and `extra` flags.
+fn console_with(extra: &[&str]) -> Server {
+    let mut flags = vec![
+        "-p",
+        "0",
+        "-n",
+        "127.0.0.1",
+        "--console",
+        "-q",
+        "--mgmt-port",
+        "0",
+    ];
+    flags.extend_from_slice(extra);
+    Server::start(&flags)
+}
+
+/// A connection with a read deadline.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
+/// Reads until `text` has arrived (bounded by the read deadline).
+fn read_until(stream: &mut TcpStream, text: &str) -> String {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains(text) {
+        let n = stream
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("waiting for {text:?}: {e}"));
+        assert!(
+            n > 0,
+            "closed before {text:?}; got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Reads to the end: what the server wrote before closing.
+fn read_rest(stream: &mut TcpStream) -> String {
+    let mut rest = Vec::new();
+    stream
+        .read_to_end(&mut rest)
+        .expect("the server closes within the deadline");
+    String::from_utf8_lossy(&rest).into_owned()
+}
+
+#[test]
+fn connections_beyond_the_bound_are_refused_with_one_line() {
+    let server = console_with(&["--mgmt-max-connections", "2"]);
+    let mut held: Vec<TcpStream> = (0..2).map(|_| connect(server.mgmt_addr())).collect();
+    for stream in &mut held {
+        stream.write_all(b"health\n").unwrap();
+        assert_eq!(read_until(stream, "\n"), "health: up\n");
+    }
+    let mut extra = connect(server.mgmt_addr());
+    assert_eq!(read_rest(&mut extra), "ERROR too many mgmt connections\n");
+    server.poll_istats(|s| stat(s, "mgmt.connections.refused") == 1);
+    // A slot freed is a slot to use.
+    held.pop();
+    let reply = wait_for(
+        WAIT,
+        "a freed slot to serve a new connection",
+        || {
+            try_ask(server.mgmt_addr(), "health")
+                .ok()
+                .filter(|r| r == "health: up\n")
+        },
+        || "still refused".into(),
+    );
+    assert_eq!(reply, "health: up\n");
+    server.stop();
+}
+
+#[test]
+fn a_line_over_the_bound_closes_the_connection() {
+    let server = console_with(&["--mgmt-max-line-bytes", "64"]);
+    let mut stream = connect(server.mgmt_addr());
+    stream.write_all(&[b'x'; 100]).unwrap();
+    assert_eq!(read_rest(&mut stream), "ERROR line too long\n");
+    let mut stream = connect(server.mgmt_addr());
+    stream
+        .write_all(format!("health\n{}\n", "y".repeat(80)).as_bytes())
+        .unwrap();
+    assert_eq!(read_rest(&mut stream), "health: up\nERROR line too long\n");
+    server.poll_istats(|s| stat(s, "mgmt.lines.too_long") == 2);
+    // A line at the bound is a command like any other.
+    let padded = format!("health{}", " ".repeat(58));
+    assert_eq!(padded.len(), 64);
+    assert_eq!(ask(server.mgmt_addr(), &padded), "health: up\n");
+    server.stop();
+}
+
+#[test]
+fn an_idle_connection_is_closed_and_a_partial_line_answered() {
+    let server = console_with(&["--mgmt-idle-timeout", "0.3"]);
+    let mut idle = connect(server.mgmt_addr());
+    assert_eq!(read_rest(&mut idle), "", "closed without a word");
+    server.poll_istats(|s| stat(s, "mgmt.connections.idle_closed") == 1);
+    // A command without its newline is answered once the client pauses,
+    // as Etsy answers each read.
+    let mut partial = connect(server.mgmt_addr());
+    partial.write_all(b"health").unwrap();
+    assert_eq!(read_until(&mut partial, "\n"), "health: up\n");
+    partial.write_all(b"quit\n").unwrap();
+    assert_eq!(read_rest(&mut partial), "");
+    server.stop();
+}
+
+#[test]
+fn mgmt_flags_are_checked_and_off_by_default() {
+    for bad in [
+        &["--mgmt-max-connections", "0"][..],
+        &["--mgmt-idle-timeout", "0"],
+        &["--mgmt-max-line-bytes", "1"],
+    ] {
+        let args = ["statsd"].into_iter().chain(bad.iter().copied());
+        assert!(Config::parse_from(args).is_err(), "{bad:?} accepted");
+    }
+    let config = Config::parse_from(["statsd"]).unwrap();
+    assert_eq!(config.bind.mgmt, None, "off on the original's command line");
+    let cli = <statsd::config::Cli as clap::Parser>::parse_from(["statsd"]);
+    assert_eq!(
+        cli.mgmt.port(true),
+        Some(8126),
+        "Etsy's default under --etsy"
+    );
+}
