@@ -1,29 +1,24 @@
 //! Etsy's management console, differentially: the same datagrams and the
 //! same commands to Etsy's statsd 0.9.0 (node, installed by scripts/test.sh
 //! under target/peers/node) and to ours; every reply compared byte for byte
-//! (the seconds of `stats` within the gap between the two starts). Then the
-//! console's bounds: connections, line length, idle time.
+//! (the seconds of `stats` within the gap between the two starts).
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use statsd::config::Config;
-use support::istats::stat;
-use support::peers::peer;
+use support::mgmt::{ask, EtsyProgram};
 use support::server::Server;
-use support::{free_port, wait_for, GroupGuard, Statsd, WAIT};
+use support::{free_port, Statsd, WAIT};
 
 /// Etsy's statsd, run by node on a config of ours; killed on drop.
 struct Etsy {
-    _process: GroupGuard,
+    _program: EtsyProgram,
     udp: SocketAddr,
     mgmt: SocketAddr,
-    _dir: tempfile::TempDir,
 }
 
 /// The config both servers are given: Etsy reads it as its file; ours gets
@@ -48,34 +43,12 @@ fn etsy_config(udp: u16, mgmt: u16) -> serde_json::Value {
 
 impl Etsy {
     fn start() -> Etsy {
-        let stats_js = peer("node/node_modules/statsd/stats.js", "statsd@0.9.0 (npm)");
-        let dir = tempfile::tempdir().expect("temp dir");
         let (udp, mgmt) = (free_port(), free_port());
-        let config_path: PathBuf = dir.path().join("config.js");
-        std::fs::write(&config_path, etsy_config(udp, mgmt).to_string()).expect("write config");
-        let process = GroupGuard::spawn(
-            Command::new("node")
-                .arg(&stats_js)
-                .arg(&config_path)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .expect("start node (the nodejs package)");
-        let mgmt_addr = SocketAddr::from(([127, 0, 0, 1], mgmt));
-        // The UDP socket is bound before the console listens (stats.js
-        // starts the servers first), so an answer means both are up.
-        wait_for(
-            WAIT,
-            "Etsy's statsd to answer on its mgmt port",
-            || TcpStream::connect(mgmt_addr).ok(),
-            || format!("node {} {}", stats_js.display(), config_path.display()),
-        );
+        let mgmt = SocketAddr::from(([127, 0, 0, 1], mgmt));
         Etsy {
-            _process: process,
+            _program: EtsyProgram::start("stats.js", &etsy_config(udp, mgmt.port()), mgmt),
             udp: SocketAddr::from(([127, 0, 0, 1], udp)),
-            mgmt: mgmt_addr,
-            _dir: dir,
+            mgmt,
         }
     }
 }
@@ -104,23 +77,6 @@ fn ours(etsy: &Etsy) -> Server {
     let mut config = Config::parse_from(flags).expect("flags");
     config.etsy_file = Some(etsy_config(etsy.udp.port(), etsy.mgmt.port()));
     Server::with_config(config)
-}
-
-/// One command on a connection of its own: written, the writing side
-/// closed (both servers then finish the reply and close), read to the end.
-fn ask(addr: SocketAddr, command: &str) -> String {
-    try_ask(addr, command).unwrap_or_else(|e| panic!("reply to {command:?} from {addr}: {e}"))
-}
-
-/// [`ask`], the error returned.
-fn try_ask(addr: SocketAddr, command: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(WAIT))?;
-    stream.write_all(format!("{command}\n").as_bytes())?;
-    stream.shutdown(Shutdown::Write)?;
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply)?;
-    Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
 /// The datagrams: counters, timers, gauges, sets and bad lines, names that
@@ -326,136 +282,4 @@ fn replies_match_etsy_statsd_byte_for_byte() {
     );
     assert_eq!(ask(ours.mgmt_addr(), "sets"), "{}\nEND\n\n");
     ours.stop();
-}
-
-/// Ours with the console on and `extra` flags.
-fn console_with(extra: &[&str]) -> Server {
-    let mut flags = vec![
-        "-p",
-        "0",
-        "-n",
-        "127.0.0.1",
-        "--console",
-        "-q",
-        "--mgmt-port",
-        "0",
-    ];
-    flags.extend_from_slice(extra);
-    Server::start(&flags)
-}
-
-/// A connection with a read deadline.
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream
-}
-
-/// Reads until `text` has arrived (bounded by the read deadline).
-fn read_until(stream: &mut TcpStream, text: &str) -> String {
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !String::from_utf8_lossy(&got).contains(text) {
-        let n = stream
-            .read(&mut chunk)
-            .unwrap_or_else(|e| panic!("waiting for {text:?}: {e}"));
-        assert!(
-            n > 0,
-            "closed before {text:?}; got {:?}",
-            String::from_utf8_lossy(&got)
-        );
-        got.extend_from_slice(&chunk[..n]);
-    }
-    String::from_utf8_lossy(&got).into_owned()
-}
-
-/// Reads to the end: what the server wrote before closing.
-fn read_rest(stream: &mut TcpStream) -> String {
-    let mut rest = Vec::new();
-    stream
-        .read_to_end(&mut rest)
-        .expect("the server closes within the deadline");
-    String::from_utf8_lossy(&rest).into_owned()
-}
-
-#[test]
-fn connections_beyond_the_bound_are_refused_with_one_line() {
-    let server = console_with(&["--mgmt-max-connections", "2"]);
-    let mut held: Vec<TcpStream> = (0..2).map(|_| connect(server.mgmt_addr())).collect();
-    for stream in &mut held {
-        stream.write_all(b"health\n").unwrap();
-        assert_eq!(read_until(stream, "\n"), "health: up\n");
-    }
-    let mut extra = connect(server.mgmt_addr());
-    assert_eq!(read_rest(&mut extra), "ERROR too many mgmt connections\n");
-    server.poll_istats(|s| stat(s, "mgmt.connections.refused") == 1);
-    // A slot freed is a slot to use.
-    held.pop();
-    let reply = wait_for(
-        WAIT,
-        "a freed slot to serve a new connection",
-        || {
-            try_ask(server.mgmt_addr(), "health")
-                .ok()
-                .filter(|r| r == "health: up\n")
-        },
-        || "still refused".into(),
-    );
-    assert_eq!(reply, "health: up\n");
-    server.stop();
-}
-
-#[test]
-fn a_line_over_the_bound_closes_the_connection() {
-    let server = console_with(&["--mgmt-max-line-bytes", "64"]);
-    let mut stream = connect(server.mgmt_addr());
-    stream.write_all(&[b'x'; 100]).unwrap();
-    assert_eq!(read_rest(&mut stream), "ERROR line too long\n");
-    let mut stream = connect(server.mgmt_addr());
-    stream
-        .write_all(format!("health\n{}\n", "y".repeat(80)).as_bytes())
-        .unwrap();
-    assert_eq!(read_rest(&mut stream), "health: up\nERROR line too long\n");
-    server.poll_istats(|s| stat(s, "mgmt.lines.too_long") == 2);
-    // A line at the bound is a command like any other.
-    let padded = format!("health{}", " ".repeat(58));
-    assert_eq!(padded.len(), 64);
-    assert_eq!(ask(server.mgmt_addr(), &padded), "health: up\n");
-    server.stop();
-}
-
-#[test]
-fn an_idle_connection_is_closed_and_a_partial_line_answered() {
-    let server = console_with(&["--mgmt-idle-timeout", "0.3"]);
-    let mut idle = connect(server.mgmt_addr());
-    assert_eq!(read_rest(&mut idle), "", "closed without a word");
-    server.poll_istats(|s| stat(s, "mgmt.connections.idle_closed") == 1);
-    // A command without its newline is answered once the client pauses,
-    // as Etsy answers each read.
-    let mut partial = connect(server.mgmt_addr());
-    partial.write_all(b"health").unwrap();
-    assert_eq!(read_until(&mut partial, "\n"), "health: up\n");
-    partial.write_all(b"quit\n").unwrap();
-    assert_eq!(read_rest(&mut partial), "");
-    server.stop();
-}
-
-#[test]
-fn mgmt_flags_are_checked_and_off_by_default() {
-    for bad in [
-        &["--mgmt-max-connections", "0"][..],
-        &["--mgmt-idle-timeout", "0"],
-        &["--mgmt-max-line-bytes", "1"],
-    ] {
-        let args = ["statsd"].into_iter().chain(bad.iter().copied());
-        assert!(Config::parse_from(args).is_err(), "{bad:?} accepted");
-    }
-    let config = Config::parse_from(["statsd"]).unwrap();
-    assert_eq!(config.bind.mgmt, None, "off on the original's command line");
-    let cli = <statsd::config::Cli as clap::Parser>::parse_from(["statsd"]);
-    assert_eq!(
-        cli.mgmt.port(true),
-        Some(8126),
-        "Etsy's default under --etsy"
-    );
 }

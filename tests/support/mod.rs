@@ -7,6 +7,7 @@
 //! - [`carbon`]: the one fake carbon (behaviour-driven: refusing, normal,
 //!   resetting, stalled, slow) and the real carbon-cache with whisper.
 //! - [`istats`]: the one `istats` fetcher, a real XML-RPC call over HTTP.
+//! - [`mgmt`]: Etsy's management console: commands, bounded reads, Etsy's node programs.
 //! - [`flushed`]: one flush as carbon got it, split for exact comparisons.
 //! - [`nsca`]: the real NSCA daemon.
 //! - [`peers`]: the client libraries' runtimes under `target/peers`; running a script.
@@ -28,6 +29,7 @@ pub mod carbon;
 pub mod daemon;
 pub mod flushed;
 pub mod istats;
+pub mod mgmt;
 pub mod nsca;
 pub mod peers;
 pub mod runit;
