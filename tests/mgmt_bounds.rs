@@ -1,6 +1,7 @@
 //! Etsy's management console: its bounds (connections, line length, idle
-//! time, each counted in `istats`), its flags, and Etsy's own `proxy.js`
-//! taking a node out of its ring when our `health` says down.
+//! time, each counted in `istats`), its flags, `stats` and `config` once
+//! carbon has been published to, and Etsy's own `proxy.js` taking a node
+//! out of its ring when our `health` says down.
 
 mod support;
 
@@ -8,8 +9,10 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 
 use statsd::config::Config;
+use support::carbon::FakeCarbon;
 use support::istats::stat;
 use support::mgmt::{ask, connect, console_with, read_rest, read_until, try_ask, EtsyProgram};
+use support::to_carbon;
 use support::{free_port, wait_for, Statsd, WAIT};
 
 #[test]
@@ -139,4 +142,44 @@ fn etsy_proxy_takes_us_out_of_its_ring_when_health_is_down() {
     assert_eq!(ask(ours.mgmt_addr(), "health up"), "health: up\n");
     in_ring(true);
     ours.stop();
+}
+
+/// `stats`' value of `key` (a number of seconds or a count).
+fn stats_value(reply: &str, key: &str) -> i64 {
+    reply
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(": ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {reply:?}"))
+}
+
+#[test]
+fn stats_and_config_follow_the_publishes() {
+    let carbon = FakeCarbon::start();
+    let server = to_carbon::server(carbon.port, "1", &["--mgmt-port", "0"]);
+    server.send_udp(b"seen:1|c\nnot a line");
+    to_carbon::wait_flushed(&server, 1);
+    let reply = wait_for(
+        WAIT,
+        "a publish to show in stats",
+        || {
+            Some(ask(server.mgmt_addr(), "stats"))
+                .filter(|r| stats_value(r, "graphite.flush_length") > 0)
+        },
+        || ask(server.mgmt_addr(), "stats"),
+    );
+    // Seconds ago, as Etsy writes them: all of this happened just now.
+    assert!(
+        stats_value(&reply, "messages.last_msg_seen") <= 3,
+        "{reply}"
+    );
+    assert!(stats_value(&reply, "graphite.last_flush") <= 3, "{reply}");
+    assert_eq!(stats_value(&reply, "messages.bad_lines_seen"), 1, "{reply}");
+    // Etsy's config object once it has flushed: what stats.js adds at start,
+    // then the delete* defaults of the first flush (no Etsy file here).
+    assert_eq!(
+        ask(server.mgmt_addr(), "config"),
+        "\ngaugesMaxTTL: 1\ndeleteIdleStats: false\nflushInterval: 1000\n\
+         deleteCounters: false\ndeleteTimers: false\ndeleteSets: false\ndeleteGauges: false\n"
+    );
+    server.stop();
 }
