@@ -283,3 +283,114 @@ fn replies_match_etsy_statsd_byte_for_byte() {
     assert_eq!(ask(ours.mgmt_addr(), "sets"), "{}\nEND\n\n");
     ours.stop();
 }
+
+/// A random number of the kinds counters, gauges and timers hold.
+fn random_number(rng: &mut fastrand::Rng) -> f64 {
+    let n = match rng.u8(0..6) {
+        0 => f64::from(rng.u32(0..1000)),
+        1 => f64::from(rng.u32(0..100_000)) / 100.0,
+        2 => rng.f64() * 10f64.powi(rng.i32(-12..25)),
+        3 => -f64::from(rng.u32(0..5000)) / 7.0,
+        4 => 1.0 / f64::from(rng.u32(1..1000)),
+        _ => f64::from(rng.u32(0..10)),
+    };
+    if n == 0.0 {
+        0.0 // JSON has no -0
+    } else {
+        n
+    }
+}
+
+/// Our `util.inspect` against node's on 300 random objects of the shapes
+/// the console lists: wrapping, column grouping, cut arrays, key quoting.
+#[test]
+fn inspect_matches_node_on_random_objects() {
+    use statsd::mgmt::inspect::{inspect_object, Value};
+    const KEYS: [&str; 14] = [
+        "a",
+        "counter",
+        "_x9",
+        "a.b",
+        "stats.some.long.metric-name",
+        "9lives",
+        "0",
+        "17",
+        "4294967295",
+        "x-y",
+        "it's",
+        "say \"hi\"",
+        "tab\there",
+        "very.long.name.that.goes.on.and.on",
+    ];
+    let mut rng = fastrand::Rng::with_seed(14);
+    let mut objects = Vec::new();
+    for _ in 0..300 {
+        let mut keys: Vec<&str> = KEYS.to_vec();
+        rng.shuffle(&mut keys);
+        keys.truncate(rng.usize(0..=10));
+        let arrays = rng.bool();
+        let entries: Vec<(String, serde_json::Value, Vec<f64>)> = keys
+            .iter()
+            .map(|key| {
+                let items: Vec<f64> = if arrays {
+                    let len = [0, 1, 3, 6, 7, 12, 40, 100, 101, 140][rng.usize(0..10)];
+                    (0..len).map(|_| random_number(&mut rng)).collect()
+                } else {
+                    vec![random_number(&mut rng)]
+                };
+                let json = if arrays {
+                    serde_json::json!(items)
+                } else {
+                    serde_json::json!(items[0])
+                };
+                (key.to_string(), json, items)
+            })
+            .collect();
+        objects.push(entries);
+    }
+    let input: Vec<Vec<(String, serde_json::Value)>> = objects
+        .iter()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .collect();
+    let script = "const util = require('util');\
+        const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));\
+        process.stdout.write(JSON.stringify(input.map(e => util.inspect(Object.fromEntries(e)))));";
+    let mut child = Command::new("node")
+        .args(["-e", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        serde_json::to_string(&input).unwrap().as_bytes(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("node's output");
+    assert!(out.status.success());
+    let expected: Vec<String> = serde_json::from_slice(&out.stdout).expect("node's JSON");
+    for (entries, node) in objects.iter().zip(&expected) {
+        let ours: Vec<(&str, Value<'_>)> = entries
+            .iter()
+            .map(|(key, json, items)| {
+                let value = if json.is_array() {
+                    Value::Numbers(items)
+                } else {
+                    Value::Number(items[0])
+                };
+                (key.as_str(), value)
+            })
+            .collect();
+        let mine = inspect_object(&ours);
+        if &mine != node {
+            let differ = mine.lines().zip(node.lines()).position(|(a, b)| a != b);
+            panic!("first differing line {differ:?}\nours:\n{mine}\nnode:\n{node}");
+        }
+    }
+}

@@ -273,14 +273,23 @@ pub fn js_string(n: f64) -> String {
 }
 
 /// ECMA-262 Number::toString for a finite positive number: the shortest
-/// round-trip digits (Rust's `{:e}` gives them), placed by exponent.
+/// digits that round-trip, the nearest of them (ties to even: ryu, as V8;
+/// Rust's own `{:e}` breaks ties upwards), placed by exponent.
 fn js_positive(n: f64) -> String {
-    let shortest = format!("{n:e}");
-    let (mantissa, exponent) = shortest.split_once('e').unwrap_or((&shortest, "0"));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let mut buffer = ryu::Buffer::new();
+    let shortest = buffer.format_finite(n);
+    let (mantissa, exponent) = shortest.split_once('e').unwrap_or((shortest, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let fraction = fraction.trim_end_matches('0');
+    // digits * 10^(point - len): the decimal point sits after `point` digits.
+    let mut digits = format!("{whole}{fraction}");
+    let mut point = exponent + whole.len() as i32;
+    let leading = digits.len() - digits.trim_start_matches('0').len();
+    digits.drain(..leading);
+    point -= leading as i32;
+    let digits = digits.trim_end_matches('0');
     let k = digits.len() as i32;
-    let point = exponent + 1; // ECMA's n: the decimal point's position
     if k <= point && point <= 21 {
         format!("{digits}{}", "0".repeat((point - k) as usize))
     } else if 0 < point && point <= 21 {

@@ -31,6 +31,12 @@ fn numbers_as_javascript_writes_them() {
 }
 
 #[test]
+fn ties_between_shortest_digits_go_to_even_as_in_v8() {
+    // Exactly halfway between ...55.2 and ...55.3: node writes .2.
+    assert_eq!(js_number(579214868880355.25), "579214868880355.2");
+}
+
+#[test]
 fn inspect_empty() {
     let entries: &[(&str, Value<'_>)] = &[];
     assert_eq!(inspect_object(entries), "{}");
