@@ -33,7 +33,7 @@ fn numbers_as_javascript_writes_them() {
 #[test]
 fn ties_between_shortest_digits_go_to_even_as_in_v8() {
     // Exactly halfway between ...55.2 and ...55.3: node writes .2.
-    assert_eq!(js_number(579214868880355.25), "579214868880355.2");
+    assert_eq!(js_number(579214868880355.0 + 0.25), "579214868880355.2");
 }
 
 #[test]
