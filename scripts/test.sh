@@ -32,7 +32,8 @@ peers=target/peers
 command -v npm >/dev/null || { apt-get install -y --no-install-recommends npm; }
 [ -f "$peers/node/node_modules/hot-shots/package.json" ] ||
   npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error hot-shots@17.1.1
-# Etsy's statsd itself, for the differential tests (tests/mgmt_etsy.rs: its mgmt console).
+# Etsy's statsd itself, for the differential tests (tests/mgmt_etsy.rs: its mgmt console;
+# tests/proxy_etsy.rs: its proxy.js, with the hashring 3.2.0 it pins).
 [ -f "$peers/node/node_modules/statsd/package.json" ] ||
   npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error statsd@0.9.0
 

@@ -19,6 +19,7 @@ use crate::intake::{Intake, ShardCell};
 use crate::logging::Logs;
 use crate::mgmt::{self, Console};
 use crate::net::{self, Listeners};
+use crate::proxy;
 use crate::sink::{PublishStats, Publisher};
 
 /// Runs the server on bound sockets until `shutdown` is cancelled, then
@@ -43,13 +44,23 @@ pub async fn run(
             Arc::new(ShardCell::new(shard))
         })
         .collect();
-    let sources = StatSources::starting_now(shards.clone());
+    let mut sources = StatSources::starting_now(shards.clone());
+    let proxy = match config.proxy.clone() {
+        Some(settings) => Some(Arc::new(proxy::Shared::new(settings)?)),
+        None => None,
+    };
+    sources.proxy = proxy.as_ref().map(|p| p.stats.clone());
+    let forward = match &proxy {
+        Some(shared) => Some(Arc::new(proxy::TcpForward::new(shared.clone())?)),
+        None => None,
+    };
     let intake = Arc::new(Intake {
         max_line_bytes: config.limits.max_line_bytes,
         debug: config.flush.debug,
         debug_metric: config.flush.debug_metric.clone(),
         signed_gauges_set: config.signed_gauges_set,
         logs: logs.clone(),
+        forward,
     });
 
     // Duplicates keep the sockets open until after the final flush, which
@@ -62,12 +73,19 @@ pub async fn run(
     let mut udp_threads = Vec::new();
     for (index, socket) in listeners.udp.into_iter().enumerate() {
         let (shard, intake, stop) = (shards[index].clone(), intake.clone(), shutdown.clone());
+        let proxy = proxy.clone();
         udp_threads.push(
             std::thread::Builder::new()
                 .name(format!("udp-{index}"))
-                .spawn(move || net::udp::worker(socket, shard, intake, stop, None))?,
+                .spawn(move || match proxy {
+                    Some(shared) => proxy::udp_worker(socket, shared, &intake.logs.intake, stop),
+                    None => net::udp::worker(socket, shard, intake, stop, None),
+                })?,
         );
     }
+    let health_task = proxy
+        .clone()
+        .map(|shared| tokio::spawn(proxy::health::run(shared, shutdown.clone())));
     // The socket file lives until `run` returns: removed after the last read.
     let mut unix_file = None;
     if let Some(input) = listeners.unix {
@@ -161,6 +179,9 @@ pub async fn run(
     let _ = tcp_task.await;
     if let Some(task) = alert_task {
         task.abort();
+    }
+    if let Some(task) = health_task {
+        let _ = task.await;
     }
     if let Some(task) = monitor_task {
         let _ = task.await;

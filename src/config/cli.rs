@@ -217,4 +217,7 @@ pub struct Cli {
     // --- Etsy's management console ---
     #[command(flatten)]
     pub mgmt: MgmtArgs,
+    /// `--proxy` and its flags (src/config/proxy.rs).
+    #[command(flatten)]
+    pub proxy: super::proxy::ProxyArgs,
 }

@@ -4,6 +4,7 @@
 
 mod cli;
 pub mod mgmt;
+pub mod proxy;
 
 use std::fmt;
 use std::time::Duration;
@@ -64,6 +65,8 @@ pub struct Config {
     pub mgmt: MgmtLimits,
     /// The Etsy config file as parsed, for the management console's `config`.
     pub etsy_file: Option<serde_json::Value>,
+    /// `--proxy`: forward to these aggregators instead of aggregating.
+    pub proxy: Option<crate::proxy::ProxySettings>,
 }
 
 /// What `-a` needs: the client (the send_nsca.cfg file read once, here), who
@@ -243,6 +246,7 @@ impl Config {
             signed_gauges_set: cli.signed_gauges_set,
             mgmt: cli.mgmt.limits()?,
             etsy_file: None,
+            proxy: proxy::settings(&cli.proxy)?,
         })
     }
 

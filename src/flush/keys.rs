@@ -15,6 +15,7 @@ use crate::mgmt::MgmtStats;
 use crate::net::tcp::TcpStats;
 use crate::net::unix::UnixStats;
 use crate::protocol::ParseError;
+use crate::proxy::stats::ProxyStats;
 use crate::render::RenderStats;
 use crate::sink::{PublishCounts, PublishStats};
 use crate::stats::{self, Keys};
@@ -195,6 +196,8 @@ pub struct StatSources {
     pub unix: Arc<UnixStats>,
     /// The mgmt console's counters (zero without --mgmt-port).
     pub mgmt: Arc<MgmtStats>,
+    /// `--proxy`: the forwarding counters, whose keys follow the fixed ones.
+    pub proxy: Option<Arc<ProxyStats>>,
 }
 
 impl StatSources {
@@ -209,7 +212,13 @@ impl StatSources {
             alert: Arc::default(),
             unix: Arc::default(),
             mgmt: Arc::default(),
+            proxy: None,
         }
+    }
+
+    /// Own keys beyond the fixed [`OWN_KEYS`]: the proxy's, per node.
+    pub fn extra_keys(&self) -> Keys {
+        self.proxy.as_ref().map(|p| p.keys()).unwrap_or_default()
     }
 
     /// Reads every counter now; `interval` is the intake the keys speak of.
@@ -259,6 +268,7 @@ impl StatSources {
     pub fn istats_json(&self) -> String {
         let own = self.read(self.live_intake());
         let mut keys = own.keys(&own.flush.render, own.flush.render_total);
+        keys.extend(self.extra_keys());
         keys.push(("flush.running", f64::from(u8::from(self.flush.running()))));
         stats::istats_json(&keys)
     }

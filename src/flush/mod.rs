@@ -25,7 +25,7 @@ use crate::sink::Payload;
 use crate::stats::unix_now;
 
 pub use keys::{FlushStats, LastFlush, OwnStats, StatSources, OWN_KEYS};
-pub use payload::{build, FlushReport};
+pub use payload::{build, build_with, FlushReport};
 
 /// What shapes a flush beyond the rendering.
 #[derive(Debug, Clone)]
@@ -115,7 +115,14 @@ impl Flusher {
         own.flush.udp_foreign_sockets = kernel.map_or(0, |k| k.foreign_sockets);
         own.flush.gauges_remembered = self.gauges.len() as u64;
         own.flush.gauges_forgotten = self.gauges.forgotten;
-        let (payload, report) = build(&mut snapshot, &own, &self.settings.render, timestamp);
+        let extra = self.sources.extra_keys();
+        let (payload, report) = build_with(
+            &mut snapshot,
+            &own,
+            &extra,
+            &self.settings.render,
+            timestamp,
+        );
         self.sources.flush.update(|stats| {
             stats.intake_total.add(&snapshot.intake);
             stats.render = report.render;

@@ -27,12 +27,25 @@ pub fn build(
     settings: &RenderConfig,
     timestamp: u64,
 ) -> (Payload, FlushReport) {
+    build_with(snapshot, own, &[], settings, timestamp)
+}
+
+/// [`build`] with `extra` own keys after the fixed ones (the proxy's
+/// per-node keys, whose number depends on the node list).
+pub fn build_with(
+    snapshot: &mut Snapshot,
+    own: &OwnStats,
+    extra: &[(&'static str, f64)],
+    settings: &RenderConfig,
+    timestamp: u64,
+) -> (Payload, FlushReport) {
     let names = snapshot.names();
     let mut out = Vec::with_capacity(64 * (names + snapshot.timers.len() * 4) + 4096);
     let render = render_metrics(snapshot, settings, timestamp, &mut out);
     // numStats is known before the own stats are written: their number is fixed.
-    let total_lines = render.lines + OWN_KEYS + 1;
+    let total_lines = render.lines + OWN_KEYS + extra.len() + 1;
     let mut keys = own.keys(&render, total_lines);
+    keys.extend_from_slice(extra);
     keys.push(("numStats", total_lines as f64));
     let written = render.lines + render_meta(&keys, settings, timestamp, &mut out);
     debug_assert_eq!(written, total_lines);

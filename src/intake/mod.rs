@@ -33,6 +33,8 @@ pub struct Intake {
     pub signed_gauges_set: bool,
     /// Rate-limited stderr.
     pub logs: Arc<Logs>,
+    /// `--proxy`: lines are forwarded to the aggregators, not parsed here.
+    pub forward: Option<Arc<crate::proxy::TcpForward>>,
 }
 
 impl Intake {
@@ -44,11 +46,16 @@ impl Intake {
             debug_metric: None,
             signed_gauges_set: false,
             logs: Arc::new(Logs::default()),
+            forward: None,
         }
     }
 
     /// Parses and aggregates every line of one datagram or TCP read.
     pub fn ingest(&self, shard: &mut Shard, buf: &[u8]) {
+        if let Some(forward) = &self.forward {
+            forward.forward(buf);
+            return;
+        }
         shard.intake.packets += 1;
         shard.intake.bytes += buf.len() as u64;
         let mut values = Vec::with_capacity(4);

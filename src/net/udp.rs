@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::unix::UnixStats;
 use crate::intake::{Intake, ShardCell};
+use crate::logging::RateLimited;
 use crate::protocol::ParseError;
 
 /// How often a blocked UDP worker wakes up to check for shutdown.
@@ -69,7 +70,7 @@ const RECV_BATCH: usize = 32;
 
 /// Buffers for receiving up to [`RECV_BATCH`] datagrams in one system call;
 /// each slot holds the largest possible datagram, so nothing is truncated.
-struct RecvBatch {
+pub struct RecvBatch {
     /// RECV_BATCH slots of MAX_DATAGRAM bytes.
     buffers: Vec<u8>,
     /// Bytes received in each slot by the last call.
@@ -134,9 +135,15 @@ impl RecvBatch {
         Ok(received)
     }
 
-    fn datagram(&self, slot: usize) -> &[u8] {
+    /// The datagram received in `slot` by the last call.
+    pub fn datagram(&self, slot: usize) -> &[u8] {
         let start = slot * MAX_DATAGRAM;
         &self.buffers[start..start + self.lengths[slot].min(MAX_DATAGRAM)]
+    }
+
+    /// Whether the datagram in `slot` was cut (longer than a slot).
+    pub fn truncated(&self, slot: usize) -> bool {
+        self.truncated[slot]
     }
 }
 
@@ -199,11 +206,47 @@ pub fn worker<S: AsFd + AsRawFd>(
     unix: Option<Arc<UnixStats>>,
 ) {
     let kind = if unix.is_some() { "unix socket" } else { "UDP" };
+    let logs = intake.logs.clone();
+    receive_loop(socket, kind, &logs.intake, stop, |batch, received| {
+        // One lock per batch: the flush only takes it to swap.
+        let (bytes, truncated) = shard.with(|shard| {
+            let (mut bytes, mut truncated) = (0, 0);
+            for slot in 0..received {
+                let mut datagram = batch.datagram(slot);
+                bytes += datagram.len();
+                if batch.truncated(slot) {
+                    // The lines before the cut are whole; the cut one is lost.
+                    truncated += 1;
+                    let end = memchr::memrchr(b'\n', datagram).unwrap_or(0);
+                    datagram = &datagram[..end];
+                    shard.count_discarded(ParseError::CutOff);
+                }
+                intake.ingest(shard, datagram);
+            }
+            (bytes, truncated)
+        });
+        if let Some(stats) = &unix {
+            stats.packets.add(received as u64);
+            stats.bytes.add(bytes as u64);
+            stats.truncated.add(truncated);
+        }
+        bytes
+    });
+}
+
+/// Receives batches of datagrams on `socket` until `stop`, handing each to
+/// `handle` (which returns the bytes it took, for the idle pause), then
+/// drains what the kernel already holds. Shared by the aggregating worker
+/// and the proxy's forwarding worker.
+pub fn receive_loop<S: AsFd + AsRawFd>(
+    socket: S,
+    kind: &str,
+    log: &RateLimited,
+    stop: CancellationToken,
+    mut handle: impl FnMut(&RecvBatch, usize) -> usize,
+) {
     if let Err(e) = socket2::SockRef::from(&socket).set_read_timeout(Some(UDP_POLL)) {
-        intake
-            .logs
-            .intake
-            .error(|| format!("cannot set {kind} read timeout: {e}"));
+        log.error(|| format!("cannot set {kind} read timeout: {e}"));
     }
     let mut batch = RecvBatch::new();
     let mut pause = IdlePause::new(
@@ -215,28 +258,7 @@ pub fn worker<S: AsFd + AsRawFd>(
         let stopping = stop.is_cancelled();
         match batch.recv(&socket, stopping) {
             Ok(received) => {
-                // One lock per batch: the flush only takes it to swap.
-                let (bytes, truncated) = shard.with(|shard| {
-                    let (mut bytes, mut truncated) = (0, 0);
-                    for slot in 0..received {
-                        let mut datagram = batch.datagram(slot);
-                        bytes += datagram.len();
-                        if batch.truncated[slot] {
-                            // The lines before the cut are whole; the cut one is lost.
-                            truncated += 1;
-                            let end = memchr::memrchr(b'\n', datagram).unwrap_or(0);
-                            datagram = &datagram[..end];
-                            shard.count_discarded(ParseError::CutOff);
-                        }
-                        intake.ingest(shard, datagram);
-                    }
-                    (bytes, truncated)
-                });
-                if let Some(stats) = &unix {
-                    stats.packets.add(received as u64);
-                    stats.bytes.add(bytes as u64);
-                    stats.truncated.add(truncated);
-                }
+                let bytes = handle(&batch, received);
                 pause.count(received, bytes);
                 if received < RECV_BATCH && !stopping {
                     pause.after_drain();
@@ -254,10 +276,7 @@ pub fn worker<S: AsFd + AsRawFd>(
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                intake
-                    .logs
-                    .intake
-                    .error(|| format!("{kind} receive failed: {e}"));
+                log.error(|| format!("{kind} receive failed: {e}"));
                 if stopping {
                     return;
                 }
