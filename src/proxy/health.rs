@@ -15,7 +15,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::ring::Ring;
 use super::Shared;
 use crate::logging::eprint_line;
 
@@ -132,22 +131,21 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                     stats.checks_failed.incr();
                 }
                 let (ring, _) = shared.ring();
-                let changed: Option<Ring> = match status.apply(node, outcome) {
-                    Change::None => None,
+                // The ring changes before the stats say so: whoever sees a
+                // node marked out knows no worker will pick it any more.
+                match status.apply(node, outcome) {
+                    Change::None => {}
                     Change::Remove => {
                         eprint_line(&format!("statsd: proxy: removing node {} from the ring", ids[node]));
+                        shared.set_ring(ring.without(&ids, node));
                         stats.removed.incr();
                         stats.healthy.set(0);
-                        Some(ring.without(&ids, node))
                     }
                     Change::Add => {
                         eprint_line(&format!("statsd: proxy: adding node {} to the ring", ids[node]));
+                        shared.set_ring(ring.with(&ids, node));
                         stats.healthy.set(1);
-                        Some(ring.with(&ids, node))
                     }
-                };
-                if let Some(ring) = changed {
-                    shared.set_ring(ring);
                 }
             }
         }

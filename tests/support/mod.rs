@@ -10,6 +10,7 @@
 //! - [`mgmt`]: Etsy's management console: commands, bounded reads, Etsy's node programs.
 //! - [`flushed`]: one flush as carbon got it, split for exact comparisons.
 //! - [`nsca`]: the real NSCA daemon.
+//! - [`fake_node`]: a fake aggregator (UDP lines, `health` on its admin port) for the proxy.
 //! - [`peers`]: the client libraries' runtimes under `target/peers`; running a script.
 //! - [`runit`]: the shipped runit service under a real `runsv`.
 //! - [`to_carbon`]: a statsd publishing to a carbon on loopback; wait for a flush.
@@ -27,6 +28,7 @@
 
 pub mod carbon;
 pub mod daemon;
+pub mod fake_node;
 pub mod flushed;
 pub mod istats;
 pub mod mgmt;
