@@ -6,13 +6,12 @@
 mod support;
 
 use std::collections::HashMap;
-use std::net::UdpSocket;
 
 use statsd::proxy::ring::Ring;
-use support::fake_node::{placement, FakeNode};
+use support::fake_node::{placement, send_paced, FakeNode};
 use support::istats::{poll, stat};
 use support::server::Server;
-use support::{wait_for, Statsd, WAIT};
+use support::Statsd;
 
 /// Our proxy in process in front of `nodes`, checking health every 50 ms.
 fn proxy(nodes: &[FakeNode], extra: &[&str]) -> Server {
@@ -38,12 +37,8 @@ fn proxy(nodes: &[FakeNode], extra: &[&str]) -> Server {
     Server::start(&flags)
 }
 
-/// `count` lines for names `<prefix>.<i>`, `samples` each, in datagrams of
-/// 20 lines; waits until the nodes hold `before + count * samples` lines
-/// (so the fake nodes, one thread each, never fall behind).
+/// `count` names `<prefix>.<i>`, `samples` lines each, through `server`.
 fn send(server: &Server, nodes: &[FakeNode], prefix: &str, count: usize, samples: usize) {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
-    let before: usize = nodes.iter().map(FakeNode::count).sum();
     let mut lines = Vec::new();
     for sample in 0..samples {
         for i in 0..count {
@@ -51,31 +46,7 @@ fn send(server: &Server, nodes: &[FakeNode], prefix: &str, count: usize, samples
             lines.push(format!("{prefix}.{i}:{sample}|{kind}"));
         }
     }
-    for (chunk_index, chunk) in lines.chunks(20).enumerate() {
-        socket
-            .send_to(chunk.join("\n").as_bytes(), server.metrics_addr())
-            .expect("send");
-        if chunk_index % 50 == 49 {
-            let sent = before + (chunk_index + 1) * 20;
-            wait_total(nodes, sent);
-        }
-    }
-    wait_total(nodes, before + lines.len());
-}
-
-/// Waits until the nodes hold `total` lines together.
-fn wait_total(nodes: &[FakeNode], total: usize) {
-    wait_for(
-        WAIT,
-        &format!("{total} lines on the nodes"),
-        || (nodes.iter().map(FakeNode::count).sum::<usize>() >= total).then_some(()),
-        || {
-            format!(
-                "counts: {:?}",
-                nodes.iter().map(FakeNode::count).collect::<Vec<_>>()
-            )
-        },
-    );
+    send_paced(server.metrics_addr(), nodes, &lines);
 }
 
 /// Where Etsy's ring puts `name` with the nodes `servers` in it.

@@ -150,3 +150,36 @@ pub fn placement(nodes: &[FakeNode]) -> std::collections::HashMap<Vec<u8>, usize
     }
     placed
 }
+
+/// Sends `lines` to `target` in datagrams of 20 lines, waiting every 1,000
+/// lines until the nodes hold them all (a slow proxy or node is never
+/// overrun: what is compared is placement, not speed).
+pub fn send_paced(target: SocketAddr, nodes: &[FakeNode], lines: &[String]) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    let before: usize = nodes.iter().map(FakeNode::count).sum();
+    for (index, chunk) in lines.chunks(20).enumerate() {
+        socket
+            .send_to(chunk.join("\n").as_bytes(), target)
+            .expect("send");
+        if index % 50 == 49 {
+            wait_total(nodes, before + (index + 1) * 20);
+        }
+    }
+    wait_total(nodes, before + lines.len());
+}
+
+/// Waits (bounded) until the nodes hold `total` lines together.
+pub fn wait_total(nodes: &[FakeNode], total: usize) {
+    super::wait_every(
+        super::WAIT,
+        Duration::from_millis(5),
+        &format!("{total} lines on the nodes"),
+        || (nodes.iter().map(FakeNode::count).sum::<usize>() >= total).then_some(()),
+        || {
+            format!(
+                "counts: {:?}",
+                nodes.iter().map(FakeNode::count).collect::<Vec<_>>()
+            )
+        },
+    );
+}

@@ -10,6 +10,7 @@
 //! - [`mgmt`]: Etsy's management console: commands, bounded reads, Etsy's node programs.
 //! - [`flushed`]: one flush as carbon got it, split for exact comparisons.
 //! - [`nsca`]: the real NSCA daemon.
+//! - [`etsy_proxy`]: Etsy's proxy.js under node, in front of given nodes.
 //! - [`fake_node`]: a fake aggregator (UDP lines, `health` on its admin port) for the proxy.
 //! - [`peers`]: the client libraries' runtimes under `target/peers`; running a script.
 //! - [`runit`]: the shipped runit service under a real `runsv`.
@@ -28,6 +29,7 @@
 
 pub mod carbon;
 pub mod daemon;
+pub mod etsy_proxy;
 pub mod fake_node;
 pub mod flushed;
 pub mod istats;
@@ -252,6 +254,11 @@ impl GroupGuard {
 
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         self.child.try_wait()
+    }
+
+    /// The child's stdout, when it was piped (once).
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
     }
 }
 
