@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Runs bench/proxy.sh's measurements (see there). One proxy at a time."""
+import argparse, json, os, socket, subprocess, sys, tempfile, time
+
+REL = "target/release"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Sink:
+    def __init__(self):
+        self.p = subprocess.Popen([f"{REL}/proxy-sink", "--nodes", "3"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.nodes = json.loads(self.p.stdout.readline())["nodes"]
+
+    def lines(self):
+        self.p.stdin.write("report\n")
+        self.p.stdin.flush()
+        return sum(json.loads(self.p.stdout.readline())["lines"])
+
+    def settle(self, limit=10.0):
+        """Lines once the count stops moving (bounded)."""
+        last, deadline = -1, time.time() + limit
+        while time.time() < deadline:
+            now = self.lines()
+            if now == last:
+                return now
+            last = now
+            time.sleep(0.3)
+        return last
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=5)
+
+
+def start_ours(nodes, port, extra):
+    spec = ",".join(f"127.0.0.1:{p}:{m}" for p, m in nodes)
+    return subprocess.Popen([f"{REL}/statsd", "-n", "127.0.0.1", "-p", str(port), "--no-monitor",
+                             "--console", "-q", "--flush-interval", "3600", "--proxy", spec] + extra,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_etsy(nodes, port, script, tmp):
+    cfg = os.path.join(tmp, "proxyConfig.js")
+    node_list = ", ".join(f"{{host: '127.0.0.1', port: {p}, adminport: {m}}}" for p, m in nodes)
+    with open(cfg, "w") as f:
+        f.write(f"{{nodes: [{node_list}], address: '127.0.0.1', port: {port}, mgmt_address: '127.0.0.1', "
+                f"mgmt_port: {free_port()}, forkCount: 0, checkInterval: 1000, cacheSize: 10000}}")
+    return subprocess.Popen(["node", script, cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_ready(sink, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        s.sendto(b"probe:1|c", ("127.0.0.1", port))
+        time.sleep(0.05)
+        if sink.lines() > 0:
+            time.sleep(0.3)
+            return
+    raise SystemExit("proxy never forwarded a line")
+
+
+def run(kind, rate, args, tmp):
+    sink = Sink()
+    port = free_port()
+    proc = (start_ours(sink.nodes, port, args.ours_args.split()) if kind == "ours"
+            else start_etsy(sink.nodes, port, args.proxy_js, tmp))
+    try:
+        wait_ready(sink, port)
+        before = sink.settle()
+        cpu0 = cpu_seconds(proc.pid)
+        out = subprocess.run([f"{REL}/statsd-bench", "--target", f"127.0.0.1:{port}", "--rate", str(int(rate)),
+                              "--duration", str(args.duration), "--lines-per-datagram", str(args.lines_per_datagram),
+                              "--names", "10000", "--max-duration", "60"],
+                             capture_output=True, text=True, timeout=120, check=True)
+        sent = json.loads(out.stdout)
+        delivered = sink.settle() - before
+        cpu = cpu_seconds(proc.pid) - cpu0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        sink.close()
+    lines, elapsed = sent["lines"], sent["elapsed_s"]
+    return {"proxy": kind, "offered": rate, "sent": lines, "delivered": delivered,
+            "lost": lines - delivered, "delivered_per_s": delivered / elapsed,
+            "cpu_s": cpu, "cpu_us_per_line": cpu * 1e6 / max(delivered, 1)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--proxy-js", required=True)
+    ap.add_argument("--ours", default="1e6,2e6,3e6")
+    ap.add_argument("--etsy", default="20e3,40e3,80e3")
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--lines-per-datagram", type=int, default=20)
+    ap.add_argument("--ours-args", default="")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, rates in (("ours", args.ours), ("etsy", args.etsy)):
+            for rate in [float(r) for r in rates.split(",") if r]:
+                row = run(kind, rate, args, tmp)
+                print(json.dumps(row), file=sys.stderr)
+                rows.append(row)
+    print(f"\nstatsd-bench --lines-per-datagram {args.lines_per_datagram} --names 10000, "
+          f"{args.duration:g} s per run, 3 nodes (proxy-sink), {os.cpu_count()} cores\n")
+    print("| proxy | offered lines/s | sent | delivered | lost | delivered lines/s | proxy CPU µs/line |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        name = "statsd --proxy" if r["proxy"] == "ours" else "Etsy proxy.js"
+        print(f"| {name} | {r['offered']:,.0f} | {r['sent']:,} | {r['delivered']:,} | {r['lost']:,} "
+              f"| {r['delivered_per_s']:,.0f} | {r['cpu_us_per_line']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
