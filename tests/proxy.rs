@@ -156,3 +156,65 @@ fn lines_are_packed_up_to_the_packet_size() {
     assert!(bytes <= sends * 100, "{bytes} bytes in {sends} datagrams");
     server.stop();
 }
+
+#[test]
+fn tcp_transport_and_tcp_intake_reach_a_real_aggregator() {
+    // Health from a fake node's admin port, lines to one of our aggregators.
+    let health = FakeNode::start();
+    let aggregator = Server::start(&[
+        "-n",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "--monitor-port",
+        "0",
+        "--console",
+        "-q",
+        "--flush-interval",
+        "3600",
+    ]);
+    let spec = format!(
+        "127.0.0.1:{}:{}",
+        aggregator.metrics_addr().port(),
+        health.mgmt.port()
+    );
+    let server = Server::start(&[
+        "-n",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "--monitor-port",
+        "0",
+        "--console",
+        "-q",
+        "--flush-interval",
+        "3600",
+        "--proxy-transport",
+        "tcp",
+        "--proxy",
+        &spec,
+    ]);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for i in 0..100 {
+        let lines: Vec<String> = (0..20).map(|j| format!("tcp.out.{i}.{j}:1|c")).collect();
+        udp.send_to(lines.join("\n").as_bytes(), server.metrics_addr())
+            .expect("send");
+        if i % 25 == 24 {
+            let want = (i + 1) * 20;
+            poll(aggregator.monitor_addr(), |s| {
+                stat(s, "metrics.received") >= want
+            });
+        }
+    }
+    let mut tcp = std::net::TcpStream::connect(server.metrics_addr()).expect("connect");
+    let lines: String = (0..1_000).map(|i| format!("tcp.in.{i}:1|c\n")).collect();
+    std::io::Write::write_all(&mut tcp, lines.as_bytes()).expect("write");
+    drop(tcp);
+    let stats = poll(aggregator.monitor_addr(), |s| {
+        stat(s, "metrics.received") >= 3_000
+    });
+    assert_eq!(stat(&stats, "metrics.received"), 3_000);
+    assert_eq!(stat(&stats, "metrics.discarded"), 0);
+    server.stop();
+    aggregator.stop();
+}
