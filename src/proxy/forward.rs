@@ -10,6 +10,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::cache::PlacementCache;
 use super::ring::Ring;
 use super::stats::NodeStats;
 use super::{Shared, Transport};
@@ -256,6 +257,8 @@ pub struct Forwarder {
     /// The ring as of `epoch`; refreshed when the health checker changes it.
     ring: Arc<Ring>,
     epoch: u64,
+    /// Recent placements under `ring`.
+    cache: PlacementCache,
     /// Per node, in the order of `--proxy`.
     outputs: Vec<Output>,
     /// Longest datagram to send (UDP).
@@ -283,6 +286,7 @@ impl Forwarder {
             shared,
             ring,
             epoch,
+            cache: PlacementCache::default(),
             outputs,
             lines: 0,
             no_node: 0,
@@ -294,6 +298,7 @@ impl Forwarder {
     pub fn refresh(&mut self) {
         if self.shared.epoch() != self.epoch {
             (self.ring, self.epoch) = self.shared.ring();
+            self.cache.clear();
         }
     }
 
@@ -310,7 +315,8 @@ impl Forwarder {
             }
             self.lines += 1;
             let key = &line[..memchr::memchr(b':', line).unwrap_or(line.len())];
-            let Some(node) = self.ring.node_for(key) else {
+            let ring = &self.ring;
+            let Some(node) = self.cache.node_for(key, |key| ring.node_for(key)) else {
                 self.no_node += 1;
                 continue;
             };

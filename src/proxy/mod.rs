@@ -4,6 +4,7 @@
 //! first `:`), so both proxies can run side by side.
 //!
 //! - [`ring`]: hashring's continuum and lookup, transcribed.
+//! - [`cache`]: recent placements per worker (exact), so most lines skip md5.
 //! - [`forward`]: per worker: route, pack into datagrams, `sendmmsg` (or TCP).
 //! - [`health`]: Etsy's `health` admin command every `--proxy-check-interval`;
 //!   a node that fails is taken out of the ring, and put back once healthy.
@@ -13,6 +14,7 @@
 //! each receive worker owns a [`forward::Forwarder`] and sends what a batch
 //! holds before taking the next. TCP intake shares one forwarder.
 
+pub mod cache;
 pub mod forward;
 pub mod health;
 pub mod ring;
