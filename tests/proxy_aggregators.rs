@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use support::carbon::FakeCarbon;
 use support::etsy_proxy::EtsyProxy;
+use support::fake_node::FakeNode;
 use support::flushed::final_flush;
 use support::istats::{fetch, stat};
 use support::server::Server;
@@ -21,8 +22,11 @@ struct Aggregator {
     server: Server,
     carbon: FakeCarbon,
     mgmt: u16,
+    /// The admin port's stand-in, when the aggregator has none of its own.
+    _health: Option<FakeNode>,
 }
 
+/// Three aggregators answering `health` on `--mgmt-port`.
 fn aggregators() -> Vec<Aggregator> {
     (0..3)
         .map(|_| {
@@ -38,6 +42,24 @@ fn aggregators() -> Vec<Aggregator> {
                 server,
                 carbon,
                 mgmt,
+                _health: None,
+            }
+        })
+        .collect()
+}
+
+/// Three aggregators whose `health` a fake node's admin port answers.
+fn aggregators_with_fake_health() -> Vec<Aggregator> {
+    (0..3)
+        .map(|_| {
+            let carbon = FakeCarbon::start();
+            let health = FakeNode::start();
+            let server = to_carbon::server(carbon.port, "3600", &["-n", "127.0.0.1"]);
+            Aggregator {
+                server,
+                carbon,
+                mgmt: health.mgmt.port(),
+                _health: Some(health),
             }
         })
         .collect()
@@ -103,9 +125,17 @@ fn check_totals(nodes: Vec<Aggregator>, names: usize, samples: usize) {
 }
 
 #[test]
+fn etsy_proxy_js_in_front_of_our_aggregators_health_from_fakes() {
+    etsy_proxy_js_in_front_of(aggregators_with_fake_health());
+}
+
+#[test]
 #[ignore = "needs --mgmt-port (branch mgmt): un-ignore once mgmt is on main"]
 fn etsy_proxy_js_in_front_of_our_aggregators() {
-    let nodes = aggregators();
+    etsy_proxy_js_in_front_of(aggregators());
+}
+
+fn etsy_proxy_js_in_front_of(nodes: Vec<Aggregator>) {
     let list: Vec<(u16, u16)> = nodes
         .iter()
         .map(|n| (n.server.metrics_addr().port(), n.mgmt))
