@@ -17,6 +17,18 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def udp_drops(ports):
+    """Datagrams the kernel dropped on sockets bound to `ports` (/proc/net/udp)."""
+    wanted = {f":{p:04X}" for p in ports}
+    total = 0
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if any(fields[1].endswith(w) for w in wanted):
+                total += int(fields[-1])
+    return total
+
+
 class Sink:
     def __init__(self):
         self.p = subprocess.Popen([f"{REL}/proxy-sink", "--nodes", "3"], stdin=subprocess.PIPE,
@@ -80,6 +92,8 @@ def run(kind, rate, args, tmp):
     try:
         wait_ready(sink, port)
         before = sink.settle()
+        sink_ports = [p for p, _ in sink.nodes]
+        drops0 = (udp_drops([port]), udp_drops(sink_ports))
         cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run([f"{REL}/statsd-bench", "--target", f"127.0.0.1:{port}", "--rate", str(int(rate)),
                               "--duration", str(args.duration), "--lines-per-datagram", str(args.lines_per_datagram),
@@ -88,6 +102,7 @@ def run(kind, rate, args, tmp):
         sent = json.loads(out.stdout)
         delivered = sink.settle() - before
         cpu = cpu_seconds(proc.pid) - cpu0
+        drops = (udp_drops([port]) - drops0[0], udp_drops(sink_ports) - drops0[1])
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -95,7 +110,8 @@ def run(kind, rate, args, tmp):
     lines, elapsed = sent["lines"], sent["elapsed_s"]
     return {"proxy": kind, "offered": rate, "sent": lines, "delivered": delivered,
             "lost": lines - delivered, "delivered_per_s": delivered / elapsed,
-            "cpu_s": cpu, "cpu_us_per_line": cpu * 1e6 / max(delivered, 1)}
+            "cpu_s": cpu, "cpu_us_per_line": cpu * 1e6 / max(delivered, 1),
+            "proxy_drops": drops[0], "sink_drops": drops[1], "load": os.getloadavg()[0]}
 
 
 def main():
@@ -116,12 +132,15 @@ def main():
                 rows.append(row)
     print(f"\nstatsd-bench --lines-per-datagram {args.lines_per_datagram} --names 10000, "
           f"{args.duration:g} s per run, 3 nodes (proxy-sink), {os.cpu_count()} cores\n")
-    print("| proxy | offered lines/s | sent | delivered | lost | delivered lines/s | proxy CPU µs/line |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| proxy | offered lines/s | sent | delivered | lost | delivered lines/s | proxy CPU µs/line "
+          "| datagrams dropped by the kernel: proxy / sinks | load avg |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         name = "statsd --proxy" if r["proxy"] == "ours" else "Etsy proxy.js"
-        print(f"| {name} | {r['offered']:,.0f} | {r['sent']:,} | {r['delivered']:,} | {r['lost']:,} "
-              f"| {r['delivered_per_s']:,.0f} | {r['cpu_us_per_line']:.3f} |")
+        offered = f"{r['offered']:,.0f}" if r["offered"] else "max"
+        print(f"| {name} | {offered} | {r['sent']:,} | {r['delivered']:,} | {r['lost']:,} "
+              f"| {r['delivered_per_s']:,.0f} | {r['cpu_us_per_line']:.3f} "
+              f"| {r['proxy_drops']:,} / {r['sink_drops']:,} | {r['load']:.1f} |")
 
 
 if __name__ == "__main__":
