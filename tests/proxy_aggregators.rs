@@ -48,7 +48,8 @@ fn aggregators() -> Vec<Aggregator> {
         .collect()
 }
 
-/// Three aggregators whose `health` a fake node's admin port answers.
+/// Three aggregators whose `health` a fake node's admin port answers (our
+/// aggregators without `--mgmt-port`).
 fn aggregators_with_fake_health() -> Vec<Aggregator> {
     (0..3)
         .map(|_| {
@@ -78,6 +79,7 @@ fn received(nodes: &[Aggregator]) -> u64 {
 /// them in; the sum at the end must be exact.
 fn send(target: SocketAddr, nodes: &[Aggregator], names: usize, samples: usize) {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let before = received(nodes);
     let lines: Vec<String> = (0..samples)
         .flat_map(|_| (0..names).map(|i| format!("agg.name.{i}:1|c")))
         .collect();
@@ -86,7 +88,7 @@ fn send(target: SocketAddr, nodes: &[Aggregator], names: usize, samples: usize) 
             .send_to(chunk.join("\n").as_bytes(), target)
             .expect("send");
         if index % 50 == 49 || (index + 1) * 20 >= lines.len() {
-            let want = ((index + 1) * 20).min(lines.len()) as u64;
+            let want = before + ((index + 1) * 20).min(lines.len()) as u64;
             wait_for(
                 WAIT,
                 &format!("{want} lines taken in"),
@@ -130,7 +132,6 @@ fn etsy_proxy_js_in_front_of_our_aggregators_health_from_fakes() {
 }
 
 #[test]
-#[ignore = "needs --mgmt-port (branch mgmt): un-ignore once mgmt is on main"]
 fn etsy_proxy_js_in_front_of_our_aggregators() {
     etsy_proxy_js_in_front_of(aggregators());
 }
@@ -141,13 +142,13 @@ fn etsy_proxy_js_in_front_of(nodes: Vec<Aggregator>) {
         .map(|n| (n.server.metrics_addr().port(), n.mgmt))
         .collect();
     let etsy = EtsyProxy::start(&list, 200);
+    etsy.wait_forwarding(|| received(&nodes));
     send(([127, 0, 0, 1], etsy.port).into(), &nodes, 2_000, 3);
     drop(etsy);
     check_totals(nodes, 2_000, 3);
 }
 
 #[test]
-#[ignore = "needs --mgmt-port (branch mgmt): un-ignore once mgmt is on main"]
 fn our_proxy_in_front_of_our_aggregators() {
     let nodes = aggregators();
     let list: Vec<String> = nodes

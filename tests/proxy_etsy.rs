@@ -30,8 +30,15 @@ fn names() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Forgets what the nodes recorded.
+fn forget(nodes: &[FakeNode]) {
+    for node in nodes {
+        node.lines.lock().expect("lines").clear();
+    }
+}
+
 /// Sends one line until it reaches a node (the proxy's socket is bound by
-/// then), then forgets it.
+/// then).
 fn wait_ready(target: SocketAddr, nodes: &[FakeNode]) {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     wait_every(
@@ -46,9 +53,6 @@ fn wait_ready(target: SocketAddr, nodes: &[FakeNode]) {
     );
     // Late duplicates of the probe land before the real lines are counted.
     std::thread::sleep(Duration::from_millis(100));
-    for node in nodes {
-        node.lines.lock().expect("lines").clear();
-    }
 }
 
 /// A counter line for each name.
@@ -87,15 +91,14 @@ fn placement_equals_etsy_proxy_js_name_by_name() {
         1000,
     );
     let etsy_addr: SocketAddr = ([127, 0, 0, 1], etsy.port).into();
-    wait_ready(etsy_addr, &nodes);
+    etsy.wait_forwarding(|| nodes.iter().map(|n| n.count() as u64).sum());
+    forget(&nodes);
     send_raw(etsy_addr, &nodes, &lines);
     // proxy.js re-encodes the lines of a many-line datagram from its UTF-8
     // decoding (a bad byte arrives as U+FFFD): names compare as decoded.
     let theirs = decoded(placement(&nodes));
     drop(etsy);
-    for node in &nodes {
-        node.lines.lock().expect("lines").clear();
-    }
+    forget(&nodes);
 
     let list: Vec<String> = nodes.iter().map(FakeNode::spec).collect();
     let list = list.join(",");
@@ -113,6 +116,7 @@ fn placement_equals_etsy_proxy_js_name_by_name() {
         &list,
     ]);
     wait_ready(ours_server.metrics_addr(), &nodes);
+    forget(&nodes);
     send_raw(ours_server.metrics_addr(), &nodes, &lines);
     let ours = decoded(placement(&nodes));
     ours_server.stop();

@@ -18,6 +18,24 @@ pub struct EtsyProxy {
 }
 
 impl EtsyProxy {
+    /// Sends a probe line every 20 ms until `arrived()` (lines the nodes
+    /// hold) is above zero: proxy.js says "server is up" before its socket
+    /// is bound, and what is sent before is lost. Then lets late probes land.
+    pub fn wait_forwarding(&self, arrived: impl Fn() -> u64) {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        super::wait_every(
+            super::WAIT,
+            std::time::Duration::from_millis(20),
+            "a first line through proxy.js",
+            || {
+                let _ = socket.send_to(b"probe:1|c", ("127.0.0.1", self.port));
+                (arrived() > 0).then_some(())
+            },
+            String::new,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
     /// proxy.js for `nodes` (`(port, adminport)` on 127.0.0.1), checking
     /// health every `check_ms`; returns once it says "server is up".
     pub fn start(nodes: &[(u16, u16)], check_ms: u64) -> EtsyProxy {
