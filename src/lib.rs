@@ -26,6 +26,8 @@
 //! - [`mgmt`]: Etsy's TCP management console (`stats`, `counters`, `health`, ...).
 //! - [`alert`]: `-a` mode: health -> NSCA passive check for Nagios.
 //! - [`logging`]: rate-limited messages on stderr.
+//! - [`proxy`]: `--proxy`: the UDP workers forward to aggregators placed by
+//!   Etsy's proxy.js ring (health-checked) instead of aggregating.
 //! - [`server`]: wiring only: `run(listeners, config, shutdown)`.
 //!
 //! Binaries: `statsd` (the daemon), `statsdmonitor` (prints `istats`). The load
