@@ -5,7 +5,7 @@ use crate::aggregate::Snapshot;
 use crate::render::{render_meta, render_metrics, RenderConfig, RenderStats};
 use crate::sink::Payload;
 
-use super::keys::{OwnStats, OWN_KEYS};
+use super::keys::{own_keys, OwnStats};
 
 /// What one flush wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -30,11 +30,19 @@ pub fn build(
     let names = snapshot.names();
     let mut out = Vec::with_capacity(64 * (names + snapshot.timers.len() * 4) + 4096);
     let render = render_metrics(snapshot, settings, timestamp, &mut out);
-    // numStats is known before the own stats are written: their number is fixed.
-    let total_lines = render.lines + OWN_KEYS + 1;
-    let mut keys = own.keys(&render, total_lines);
-    keys.push(("numStats", total_lines as f64));
-    let written = render.lines + render_meta(&keys, settings, timestamp, &mut out);
+    // numStats is known before the own stats are written: their number is
+    // fixed by the number of destinations.
+    let destinations = own.destinations.len();
+    let total_lines = render.lines + own_keys(destinations) + 1;
+    let keys = own.keys(&render, total_lines);
+    let mut written = render.lines + render_meta(&keys, settings, timestamp, &mut out);
+    written += render_meta(&own.destination_keys(), settings, timestamp, &mut out);
+    written += render_meta(
+        &[("numStats", total_lines as f64)],
+        settings,
+        timestamp,
+        &mut out,
+    );
     debug_assert_eq!(written, total_lines);
     let report = FlushReport {
         render,

@@ -11,6 +11,7 @@
 //! - [`flushed`]: one flush as carbon got it, split for exact comparisons.
 //! - [`nsca`]: the real NSCA daemon.
 //! - [`peers`]: the client libraries' runtimes under `target/peers`; running a script.
+//! - [`relay`]: the real carbon-relay (consistent hashing) in front of fake carbons.
 //! - [`runit`]: the shipped runit service under a real `runsv`.
 //! - [`to_carbon`]: a statsd publishing to a carbon on loopback; wait for a flush.
 //!
@@ -32,6 +33,7 @@ pub mod istats;
 pub mod mgmt;
 pub mod nsca;
 pub mod peers;
+pub mod relay;
 pub mod runit;
 pub mod server;
 pub mod to_carbon;
