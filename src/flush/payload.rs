@@ -75,4 +75,23 @@ mod tests {
         let last = text.lines().last().unwrap();
         assert_eq!(last, format!("statsd.numStats {} 1", report.total_lines));
     }
+
+    #[test]
+    fn num_stats_counts_the_keys_of_every_destination() {
+        let own = OwnStats {
+            destinations: ["a_1", "b_2", "c_3"]
+                .iter()
+                .map(|name| (name.to_string(), crate::sink::PublishCounts::default()))
+                .collect(),
+            ..OwnStats::default()
+        };
+        let (payload, report) = build(&mut Snapshot::default(), &own, &RenderConfig::default(), 1);
+        let text = String::from_utf8(payload.data).unwrap();
+        assert_eq!(report.total_lines, own_keys(3) + 1);
+        assert_eq!(text.lines().count(), report.total_lines);
+        assert!(
+            text.contains("statsd.destination.b_2.backlog 0 1\n"),
+            "{text}"
+        );
+    }
 }
