@@ -95,7 +95,7 @@ pub fn parse_destinations(text: &str, template: &Carbon) -> Result<Vec<Destinati
                 ));
             }
             if other.carbon.port == port && other.carbon.host == *host {
-                return Err(format!("--graphite-host lists {host} port {port} twice"));
+                return Err(format!("--graphite-host lists {host}:{port} twice"));
             }
             if other.stat_name() == destination.stat_name() {
                 return Err(format!(
