@@ -30,6 +30,14 @@ const SERVERS: [[u8; 4]; 3] = [[127, 0, 0, 1], [127, 0, 0, 2], [127, 0, 0, 3]];
 /// Twisted on a loaded 2-core machine).
 const SPREAD_WAIT: Duration = Duration::from_secs(90);
 
+/// Longest a whole test may take, whatever each wait allows.
+const TEST_WAIT: Duration = Duration::from_secs(240);
+
+/// The earlier of `within` from now and the test's own end.
+fn until(within: Duration, test_end: Instant) -> Instant {
+    (Instant::now() + within).min(test_end)
+}
+
 fn ip_text(ip: [u8; 4]) -> String {
     format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
 }
@@ -47,14 +55,15 @@ fn destinations(carbons: &[FakeCarbon], instances: &[Option<&str>]) -> Vec<Strin
 }
 
 /// Reads every carbon's lines until `done` holds for the paths seen so far
-/// (path -> the carbons that got it); bounded by [`SPREAD_WAIT`].
+/// (path -> the carbons that got it); bounded by [`SPREAD_WAIT`] and the test's end.
 fn collect(
     carbons: &[FakeCarbon],
     what: &str,
+    test_end: Instant,
     done: impl Fn(&BTreeMap<String, BTreeSet<usize>>) -> bool,
 ) -> BTreeMap<String, BTreeSet<usize>> {
     let mut seen: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
-    let deadline = Instant::now() + SPREAD_WAIT;
+    let deadline = until(SPREAD_WAIT, test_end);
     loop {
         for (index, carbon) in carbons.iter().enumerate() {
             for line in carbon.drain() {
@@ -67,7 +76,7 @@ fn collect(
         }
         assert!(
             Instant::now() < deadline,
-            "{what}: not done within {SPREAD_WAIT:?}; {} paths so far",
+            "{what}: not done in time; {} paths so far",
             seen.len()
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -98,6 +107,7 @@ fn through_relay(relay: &CarbonRelay, paths: &[&String]) {
 
 #[test]
 fn placement_matches_carbon_relay_name_by_name() {
+    let test_end = Instant::now() + TEST_WAIT;
     struct Case {
         name: &'static str,
         replication: usize,
@@ -148,7 +158,7 @@ fn placement_matches_carbon_relay_name_by_name() {
                     .is_some_and(|at| at.len() == case.replication)
             })
         };
-        let placed = collect(&direct, case.name, complete);
+        let placed = collect(&direct, case.name, test_end, complete);
         let paths: Vec<&String> = placed
             .keys()
             .filter(|p| p.starts_with("stats.ring."))
@@ -158,6 +168,7 @@ fn placement_matches_carbon_relay_name_by_name() {
         let relayed = collect(
             &behind,
             &format!("{} through carbon-relay", case.name),
+            test_end,
             complete,
         );
         let log = relay.log();
@@ -211,6 +222,7 @@ fn destination_stat(istats: &serde_json::Value, carbon: &FakeCarbon, key: &str) 
 
 #[test]
 fn one_destination_down_waits_in_its_backlog_the_others_get_theirs() {
+    let test_end = Instant::now() + TEST_WAIT;
     let mut carbons = vec![
         FakeCarbon::start_on(SERVERS[0]),
         FakeCarbon::start_on(SERVERS[1]),
@@ -241,7 +253,7 @@ fn one_destination_down_waits_in_its_backlog_the_others_get_theirs() {
     let mut got: Vec<BTreeMap<String, String>> = vec![BTreeMap::new(); 3];
     for names in [&first, &second] {
         statsd.send_udp(lines_of(names).as_bytes());
-        let deadline = Instant::now() + WAIT;
+        let deadline = until(WAIT, test_end);
         loop {
             for (index, carbon) in carbons.iter().enumerate().take(2) {
                 for line in carbon.drain() {
@@ -295,7 +307,7 @@ fn one_destination_down_waits_in_its_backlog_the_others_get_theirs() {
 
     // Back up: its backlog arrives, with the timestamps of the flushes it was part of.
     carbons[2].up();
-    let deadline = Instant::now() + WAIT;
+    let deadline = until(WAIT, test_end);
     let mut late: BTreeMap<String, String> = BTreeMap::new();
     while !down_share.iter().all(|p| late.contains_key(p)) {
         assert!(
