@@ -6,6 +6,9 @@ use statsd::aggregate::{merge, GaugeState, Hasher, Limits, Shard};
 use statsd::intake::Intake;
 use statsd::protocol::parse_line;
 use statsd::render::{render_metrics, RenderConfig};
+use statsd::sink::fanout::split;
+use statsd::sink::ring::{HashRing, HashType, Placement, RingNode};
+use statsd::sink::Payload;
 
 fn main() {
     divan::main();
@@ -68,4 +71,30 @@ fn merge_and_render(bencher: Bencher, names: usize) {
             );
             out.len()
         });
+}
+
+/// The split of a rendered flush among three carbon destinations, per ring
+/// type (`--graphite-host a,b,c`): every path placed once, every line
+/// copied once; compare with `merge_and_render` at the same size.
+#[divan::bench(args = [HashType::CarbonCh, HashType::Fnv1aCh, HashType::JumpFnv1aCh])]
+fn split_100k_lines_three_ways(bencher: Bencher, hash_type: HashType) {
+    let nodes: Vec<RingNode> = (1..=3)
+        .map(|i| RingNode {
+            server: format!("10.0.0.{i}"),
+            instance: Some(format!("{i}")),
+        })
+        .collect();
+    let ring = HashRing::new(&nodes, hash_type);
+    let mut data = Vec::new();
+    for i in 0..100_000 {
+        data.extend_from_slice(format!("stats.name.{i} {i} 1700000000\n").as_bytes());
+    }
+    let payload = Payload {
+        data,
+        lines: 100_000,
+    };
+    let mut placement = Placement::default();
+    bencher
+        .counter(divan::counter::ItemsCount::new(100_000usize))
+        .bench_local(|| split(black_box(&payload), &ring, 1, 3, &mut placement).len());
 }

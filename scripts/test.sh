@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, set-up included: installs the real peers the tests
-# talk to (Debian's nsca, graphite-carbon, python3-whisper, runit), then runs
+# talk to (Debian's nsca, graphite-carbon, carbon-c-relay, python3-whisper, runit), then runs
 # every test. Needs root (or sudo) for apt-get on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(nsca graphite-carbon python3-whisper runit python3 python3-venv procps adduser binutils)
+packages=(nsca graphite-carbon carbon-c-relay python3-whisper runit python3 python3-venv procps adduser binutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

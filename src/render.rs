@@ -265,8 +265,8 @@ pub fn render_metrics(
 
 /// Renders the server's own stats under the metadata prefix; returns the
 /// number of lines written.
-pub fn render_meta(
-    meta: &[(&str, f64)],
+pub fn render_meta<K: AsRef<str>>(
+    meta: &[(K, f64)],
     config: &RenderConfig,
     timestamp: u64,
     out: &mut Vec<u8>,
@@ -277,7 +277,7 @@ pub fn render_meta(
         lines: 0,
     };
     for (key, value) in meta {
-        w.line(&config.metadata_prefix, key, "", *value);
+        w.line(&config.metadata_prefix, key.as_ref(), "", *value);
     }
     w.lines
 }

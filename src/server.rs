@@ -20,7 +20,7 @@ use crate::logging::Logs;
 use crate::mgmt::{self, Console};
 use crate::net::{self, Listeners};
 use crate::proxy;
-use crate::sink::{PublishStats, Publisher};
+use crate::sink::{Fanout, PublishSources, Publisher, Target};
 
 /// Runs the server on bound sockets until `shutdown` is cancelled, then
 /// stops reading, flushes what it holds, waits (bounded) for the last
@@ -54,6 +54,25 @@ pub async fn run(
         Some(shared) => Some(Arc::new(proxy::TcpForward::new(shared.clone())?)),
         None => None,
     };
+    // One publisher per destination (stdout counts as one).
+    let targets: Vec<Target> = match &config.target {
+        Target::Console => vec![Target::Console],
+        Target::Graphite(_) => config
+            .ring
+            .destinations
+            .iter()
+            .map(|d| Target::Graphite(d.carbon.clone()))
+            .collect(),
+    };
+    if targets.len() > 1 {
+        let names = config
+            .ring
+            .destinations
+            .iter()
+            .map(|d| d.stat_name())
+            .collect();
+        sources.publish = PublishSources::new(names);
+    }
     let intake = Arc::new(Intake {
         max_line_bytes: config.limits.max_line_bytes,
         debug: config.flush.debug,
@@ -128,15 +147,24 @@ pub async fn run(
         .clone()
         .map(|alert| spawn_alerts(alert, &sources, logs.clone(), shutdown.clone()));
 
-    let (payloads, payloads_rx) = mpsc::unbounded_channel();
-    let publisher = Publisher::new(
-        config.target.clone(),
-        config.backlog,
-        sources.publish.clone(),
-        logs.clone(),
-        config.flush_interval,
-    );
-    let publisher_task = tokio::spawn(publisher.run(payloads_rx, config.shutdown_timeout));
+    let mut outlets: Vec<_> = Vec::with_capacity(targets.len());
+    let mut publisher_tasks = Vec::with_capacity(targets.len());
+    for (target, (_, stats)) in targets.into_iter().zip(&sources.publish.each) {
+        let (outlet, payloads_rx) = mpsc::unbounded_channel();
+        let publisher = Publisher::new(
+            target,
+            config.backlog,
+            stats.clone(),
+            logs.clone(),
+            config.flush_interval,
+        );
+        outlets.push(outlet);
+        publisher_tasks.push(tokio::spawn(
+            publisher.run(payloads_rx, config.shutdown_timeout),
+        ));
+    }
+    // With one outlet, everything goes to it whole.
+    let payloads = Fanout::spread(&config.ring.destinations, config.ring.spread, outlets);
 
     let gauges = GaugeState::bounded(hasher, config.gauge_ttl_flushes(), config.limits.max_names);
     let mgmt_sources = sources.clone();
@@ -192,9 +220,12 @@ pub async fn run(
     }
     let last = flush_thread.flush(true).await;
     drop(udp_open_until_final_flush);
-    // Ends the flush thread, which closes the publisher's channel.
+    // Ends the flush thread, which closes the publishers' channels; they
+    // make their last attempts side by side, each within the budget.
     flush_thread.finish().await;
-    let _ = publisher_task.await;
+    for task in publisher_tasks {
+        let _ = task.await;
+    }
     drop(unix_file);
     regular.and(last)
 }
@@ -206,13 +237,16 @@ fn spawn_alerts(
     logs: Arc<Logs>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
-    let publish: Arc<PublishStats> = sources.publish.clone();
-    let health: Arc<dyn Fn() -> HealthSnapshot + Send + Sync> = Arc::new(move || HealthSnapshot {
-        flushes_ok: publish.ok.get(),
-        flushes_failed: publish.error_socket.get() + publish.error_unknown.get(),
-        last_lines_published: publish.last_lines.get(),
-        last_publish_duration: publish.last_duration.get(),
-        last_publish_time: publish.last_time.get(),
+    let publish = sources.publish.clone();
+    let health: Arc<dyn Fn() -> HealthSnapshot + Send + Sync> = Arc::new(move || {
+        let total = publish.total();
+        HealthSnapshot {
+            flushes_ok: total.ok,
+            flushes_failed: total.error_socket + total.error_unknown,
+            last_lines_published: publish.last_lines(),
+            last_publish_duration: total.last_duration,
+            last_publish_time: total.last_time,
+        }
     });
     let target = format!("{}:{}", alert.client.host, alert.client.port);
     let on_error: Arc<dyn Fn(&NscaError) + Send + Sync> = Arc::new(move |error| {

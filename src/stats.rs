@@ -102,16 +102,16 @@ impl F64Cell {
 
 /// The `istats` answer: a JSON object of every key. Counts print as
 /// integers, times as floats.
-pub fn istats_json(keys: &[(&'static str, f64)]) -> String {
+pub fn istats_json<'a>(keys: impl IntoIterator<Item = (&'a str, f64)>) -> String {
     let mut map = serde_json::Map::new();
     for (key, value) in keys {
         let json = if value.fract() == 0.0 && value.abs() < 9e15 {
-            serde_json::Value::from(*value as i64)
+            serde_json::Value::from(value as i64)
         } else {
-            serde_json::Number::from_f64(*value)
+            serde_json::Number::from_f64(value)
                 .map_or(serde_json::Value::Null, serde_json::Value::Number)
         };
-        map.insert((*key).to_string(), json);
+        map.insert(key.to_string(), json);
     }
     serde_json::Value::Object(map).to_string()
 }
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn json_integers_and_floats() {
-        let json = istats_json(&[("a", 3.0), ("b", 0.25), ("c", f64::NAN)]);
+        let json = istats_json([("a", 3.0), ("b", 0.25), ("c", f64::NAN)]);
         assert_eq!(json, r#"{"a":3,"b":0.25,"c":null}"#);
     }
 }

@@ -57,7 +57,7 @@ pub struct Cli {
     #[arg(long = "flush-interval", default_value_t = render::DEFAULT_FLUSH_INTERVAL.as_secs_f64())]
     pub flush_interval: f64,
 
-    /// Carbon host
+    /// Carbon host; or several destinations, host[:port[:instance]],... ([v6]:port:instance), spread by --graphite-hashing
     #[arg(long = "graphite-host", default_value = "localhost")]
     pub graphite_host: String,
 
@@ -209,6 +209,10 @@ pub struct Cli {
     /// Unix datagram socket to receive metrics on too (DogStatsD's socket_path); created at start, removed at exit
     #[arg(long = "unix-socket")]
     pub unix_socket: Option<PathBuf>,
+
+    // --- several carbon destinations (config/ring.rs) ---
+    #[command(flatten)]
+    pub ring: super::ring::RingArgs,
 
     /// Permissions of the --unix-socket file, in octal (e.g. 660) [default: as the umask leaves them]
     #[arg(long = "unix-socket-mode")]

@@ -5,6 +5,7 @@
 mod cli;
 pub mod mgmt;
 pub mod proxy;
+mod ring;
 
 use std::fmt;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use clap::Parser;
 
 pub use cli::Cli;
 pub use mgmt::{MgmtArgs, MgmtLimits};
+pub use ring::{RingArgs, RingSettings};
 
 use crate::aggregate::Limits;
 use crate::alert::nsca::{load_send_nsca_config, Encryption, NscaClient};
@@ -51,8 +53,11 @@ pub struct Config {
     pub gauge_ttl: Duration,
     /// Bounds on TCP intake.
     pub tcp: TcpLimits,
-    /// Where payloads go.
+    /// Where payloads go: stdout, or the only (with several: the first)
+    /// carbon destination.
     pub target: Target,
+    /// Every carbon destination and the ring over them.
+    pub ring: RingSettings,
     /// Bounds on what waits for carbon.
     pub backlog: BacklogLimits,
     /// Time allowed for the last publish at shutdown.
@@ -155,23 +160,22 @@ impl Config {
         if cli.graphite_host.is_empty() {
             return Err("--graphite-host must not be empty".into());
         }
-        let target = if cli.console {
-            Target::Console
-        } else {
-            Target::Graphite(Carbon {
-                host: cli.graphite_host.clone(),
-                port: nonzero_port(
-                    "--graphite-port",
-                    cli.graphite_port
-                        .unwrap_or(cli.graphite_protocol.default_port()),
-                )?,
-                protocol: cli.graphite_protocol,
-                connect_timeout: seconds(
-                    "--graphite-connect-timeout",
-                    cli.graphite_connect_timeout,
-                )?,
-                write_timeout: seconds("--graphite-write-timeout", cli.graphite_write_timeout)?,
-            })
+        let carbon = Carbon {
+            host: cli.graphite_host.clone(),
+            port: nonzero_port(
+                "--graphite-port",
+                cli.graphite_port
+                    .unwrap_or(cli.graphite_protocol.default_port()),
+            )?,
+            protocol: cli.graphite_protocol,
+            connect_timeout: seconds("--graphite-connect-timeout", cli.graphite_connect_timeout)?,
+            write_timeout: seconds("--graphite-write-timeout", cli.graphite_write_timeout)?,
+        };
+        let ring = ring::ring_settings(&cli.graphite_host, &cli.ring, &carbon)?;
+        let target = match ring.destinations.first() {
+            _ if cli.console => Target::Console,
+            Some(first) => Target::Graphite(first.carbon.clone()),
+            None => Target::Graphite(carbon),
         };
         let workers = match cli.workers {
             Some(n) => count("--workers", n, 1, MAX_WORKERS)?,
@@ -237,6 +241,7 @@ impl Config {
                 )?,
             },
             target,
+            ring,
             backlog: BacklogLimits {
                 max_bytes: cli.backlog_max_bytes,
                 max_lines: cli.backlog_max_lines,
@@ -252,7 +257,7 @@ impl Config {
 
     /// Settings that work but deserve a line at start.
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
+        let mut warnings = self.ring.warnings();
         if self.flush_interval < Duration::from_secs(1) {
             warnings.push(format!(
                 "--flush-interval {:?} is under a second: carbon keeps one point per series per \
@@ -279,7 +284,7 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let args = expand_original_abbreviations(args.into_iter().map(Into::into).collect());
         if let Some(error) = ambiguous_abbreviation(&args) {
             return Err(ParseOutcome::Invalid(error));
         }
@@ -380,6 +385,56 @@ fn alert_settings(cli: &Cli) -> Result<Option<AlertSettings>, String> {
             .unwrap_or_else(|| cli.metadata_prefix.clone()),
         interval,
     }))
+}
+
+/// The original's long flags: an abbreviation that named one of them
+/// there (`--graphite-h`, `--graphite-p`) still does, whatever new flags
+/// share its beginning.
+const ORIGINAL_LONGS: [&str; 15] = [
+    "alert",
+    "debug",
+    "quiet",
+    "name",
+    "debug_metric",
+    "port",
+    "pct",
+    "flush-interval",
+    "graphite-host",
+    "graphite-port",
+    "metadata-prefix",
+    "counters-prefix",
+    "timers-prefix",
+    "gauge-prefix",
+    "sets-prefix",
+];
+
+/// Writes out abbreviations of the original's flags that were unambiguous there.
+fn expand_original_abbreviations(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    for arg in args.iter_mut().skip(1) {
+        let Some(text) = arg.to_str() else { continue };
+        if text == "--" {
+            break;
+        }
+        let Some(flag) = text.strip_prefix("--") else {
+            continue;
+        };
+        let (name, value) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (flag, None),
+        };
+        if name.is_empty() || ORIGINAL_LONGS.contains(&name) {
+            continue;
+        }
+        let mut matching = ORIGINAL_LONGS.iter().filter(|long| long.starts_with(name));
+        if let (Some(long), None) = (matching.next(), matching.next()) {
+            *arg = match value {
+                Some(value) => format!("--{long}={value}"),
+                None => format!("--{long}"),
+            }
+            .into();
+        }
+    }
+    args
 }
 
 /// An abbreviated long flag that more than one flag starts with, named
@@ -557,6 +612,13 @@ mod tests {
         assert_eq!(c.bind.port, 9, "the last one wins");
         match &c.target {
             Target::Graphite(carbon) => assert_eq!(carbon.host, "carbon"),
+            other => panic!("{other:?}"),
+        }
+        // New flags sharing a beginning with an original one leave its abbreviations alone.
+        match parse(&["--graphite-h", "a", "--graphite-p", "2010"]).map(|c| c.target) {
+            Ok(Target::Graphite(carbon)) => {
+                assert_eq!((carbon.host.as_str(), carbon.port), ("a", 2010))
+            }
             other => panic!("{other:?}"),
         }
         match parse(&["--graphite", "x"]) {

@@ -17,11 +17,25 @@ use crate::net::unix::UnixStats;
 use crate::protocol::ParseError;
 use crate::proxy::stats::ProxyStats;
 use crate::render::RenderStats;
-use crate::sink::{PublishCounts, PublishStats};
+use crate::sink::{PublishCounts, PublishSources};
 use crate::stats::{self, Keys};
 
-/// Number of keys [`OwnStats::keys`] yields (numStats counts them).
+/// Number of keys [`OwnStats::keys`] yields (numStats counts them): with
+/// one destination, every own key.
 pub const OWN_KEYS: usize = 54 + ParseError::ALL.len();
+
+/// Keys of each destination, with two or more (`published`, `backlog`, `errors`).
+pub const KEYS_PER_DESTINATION: usize = 3;
+
+/// Every own key of a flush with `destinations` carbon destinations (the
+/// per-destination keys appear from two on).
+pub const fn own_keys(destinations: usize) -> usize {
+    if destinations < 2 {
+        OWN_KEYS
+    } else {
+        OWN_KEYS + KEYS_PER_DESTINATION * destinations
+    }
+}
 
 /// What the flush itself leaves for `istats` and the next flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -76,7 +90,7 @@ impl FlushStats {
 }
 
 /// Every own stat at one moment, as plain values: what the keys are made of.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OwnStats {
     /// Unix time the server started.
     pub start_time: f64,
@@ -84,8 +98,10 @@ pub struct OwnStats {
     pub interval: IntakeCounts,
     /// What the previous flush left (its render is not the one written).
     pub flush: LastFlush,
-    /// The publisher's counters.
+    /// The publishers' counters, every destination together.
     pub publish: PublishCounts,
+    /// Each destination's `(<host_port>, counters)`; empty with one destination.
+    pub destinations: Vec<(String, PublishCounts)>,
     /// TCP connections: open, accepted, refused, idle-closed, slow-closed,
     /// evicted; lines dropped for the pending-bytes bound.
     pub tcp: [u64; 7],
@@ -175,6 +191,25 @@ impl OwnStats {
         debug_assert_eq!(keys.len(), OWN_KEYS);
         keys
     }
+
+    /// `destination.<host_port>.{published,backlog,errors}` of each
+    /// destination, in `--graphite-host` order (none with one destination).
+    pub fn destination_keys(&self) -> Vec<(String, f64)> {
+        let mut keys = Vec::with_capacity(self.destinations.len() * KEYS_PER_DESTINATION);
+        for (name, counts) in &self.destinations {
+            let errors = counts.error_socket + counts.error_unknown;
+            keys.push((
+                format!("destination.{name}.published"),
+                counts.published_lines as f64,
+            ));
+            keys.push((
+                format!("destination.{name}.backlog"),
+                counts.backlog_lines as f64,
+            ));
+            keys.push((format!("destination.{name}.errors"), errors as f64));
+        }
+        keys
+    }
 }
 
 /// Where every own stat lives: each component's counters, shared read-only.
@@ -186,8 +221,8 @@ pub struct StatSources {
     pub shards: Vec<Arc<ShardCell>>,
     /// What the flush leaves.
     pub flush: Arc<FlushStats>,
-    /// The publisher's counters.
-    pub publish: Arc<PublishStats>,
+    /// Each destination's publisher's counters.
+    pub publish: PublishSources,
     /// TCP intake's counters.
     pub tcp: Arc<TcpStats>,
     /// The NSCA loop's counters.
@@ -207,7 +242,7 @@ impl StatSources {
             start_time: stats::unix_now(),
             shards,
             flush: Arc::default(),
-            publish: Arc::default(),
+            publish: PublishSources::default(),
             tcp: Arc::default(),
             alert: Arc::default(),
             unix: Arc::default(),
@@ -227,7 +262,8 @@ impl StatSources {
             start_time: self.start_time,
             interval,
             flush: self.flush.get(),
-            publish: self.publish.read(),
+            publish: self.publish.total(),
+            destinations: self.publish.per_destination(),
             tcp: [
                 self.tcp.open.get(),
                 self.tcp.accepted.get(),
@@ -270,7 +306,12 @@ impl StatSources {
         let mut keys = own.keys(&own.flush.render, own.flush.render_total);
         keys.extend(self.extra_keys());
         keys.push(("flush.running", f64::from(u8::from(self.flush.running()))));
-        stats::istats_json(&keys)
+        let each = own.destination_keys();
+        let all = keys
+            .iter()
+            .map(|(key, value)| (*key, *value))
+            .chain(each.iter().map(|(key, value)| (key.as_str(), *value)));
+        stats::istats_json(all)
     }
 }
 
@@ -282,6 +323,12 @@ mod tests {
     fn key_count_is_fixed_and_covers_the_spec() {
         let keys = OwnStats::default().keys(&RenderStats::default(), 0);
         assert_eq!(keys.len(), OWN_KEYS);
+        assert_eq!(own_keys(1), OWN_KEYS);
+        let three = OwnStats {
+            destinations: vec![("a_1".into(), PublishCounts::default()); 3],
+            ..OwnStats::default()
+        };
+        assert_eq!(keys.len() + three.destination_keys().len(), own_keys(3));
         for spec in stats::SPEC_KEYS {
             assert!(keys.iter().any(|(key, _)| *key == spec), "{spec}");
         }

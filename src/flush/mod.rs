@@ -13,7 +13,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::{merge, GaugeState};
@@ -21,10 +21,10 @@ use crate::intake::printable;
 use crate::logging::{print_line, Logs};
 use crate::net::udp::KernelView;
 use crate::render::RenderConfig;
-use crate::sink::Payload;
+use crate::sink::{Fanout, Payload};
 use crate::stats::unix_now;
 
-pub use keys::{FlushStats, LastFlush, OwnStats, StatSources, OWN_KEYS};
+pub use keys::{own_keys, FlushStats, LastFlush, OwnStats, StatSources, OWN_KEYS};
 pub use payload::{build, build_with, FlushReport};
 
 /// What shapes a flush beyond the rendering.
@@ -52,8 +52,8 @@ pub struct Flusher {
     gauges: GaugeState,
     /// Rate-limited stderr.
     logs: Arc<Logs>,
-    /// Hands payloads to the publisher.
-    payloads: mpsc::UnboundedSender<Payload>,
+    /// Hands payloads to the publishers (split by destination, on this thread).
+    payloads: Fanout,
     /// The kernel's drop counts for the UDP sockets.
     kernel: KernelView,
     /// Timestamp of the previous flush.
@@ -69,7 +69,7 @@ impl Flusher {
         sources: StatSources,
         gauges: GaugeState,
         logs: Arc<Logs>,
-        payloads: mpsc::UnboundedSender<Payload>,
+        payloads: Fanout,
         kernel: KernelView,
     ) -> Flusher {
         Flusher {
@@ -139,7 +139,7 @@ impl Flusher {
             own.flush.udp_foreign_sockets,
             started,
         );
-        let _ = self.payloads.send(payload);
+        self.payloads.send(payload);
         let duration = started.elapsed().as_secs_f64();
         self.sources.flush.update(|stats| stats.duration = duration);
         self.sources.flush.set_running(false);

@@ -189,7 +189,7 @@ impl Console {
 
     fn stats_view(&self) -> StatsView {
         let startup = commands::js_round(self.sources.start_time);
-        let publish = &self.sources.publish;
+        let publish = self.sources.publish.total();
         let bad = self.intake_total().discarded;
         let bad = bad.max(self.bad_lines_seen.fetch_max(bad, Ordering::Relaxed));
         StatsView {
@@ -197,14 +197,14 @@ impl Console {
             startup,
             last_msg_seen: self.last_msg_seen.load(Ordering::Relaxed),
             bad_lines_seen: bad,
-            last_flush: if publish.ok.get() > 0 {
-                commands::js_round(publish.last_time.get())
+            last_flush: if publish.ok > 0 {
+                commands::js_round(publish.last_time)
             } else {
                 startup
             },
             last_exception: 0,
-            flush_time: (publish.last_duration.get() * 1000.0).round() as i64,
-            flush_length: publish.last_bytes.get(),
+            flush_time: (publish.last_duration * 1000.0).round() as i64,
+            flush_length: self.sources.publish.last_bytes(),
         }
     }
 }

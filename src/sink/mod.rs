@@ -4,12 +4,14 @@
 //!
 //! - [`backlog`]: what waits, bounded, from the moment it exists.
 //! - [`carbon`]: one attempt: connect, write, wait for carbon's close.
+//! - [`fanout`]: several destinations: each flush split by the ring, one publisher each.
 //! - [`pickle`]: plaintext lines -> carbon's pickle frames (pure).
 //! - [`publisher`]: attempts, retries, the shutdown budget, the stats.
 //! - [`ring`]: carbon's consistent-hashing ring (which cache holds a name).
 
 pub mod backlog;
 pub mod carbon;
+pub mod fanout;
 pub mod pickle;
 pub mod publisher;
 pub mod ring;
@@ -22,6 +24,7 @@ use crate::stats::{Counter, F64Cell};
 
 pub use backlog::Backlog;
 pub use carbon::{Carbon, GraphiteProtocol, PublishError};
+pub use fanout::{Destination, Fanout, Spread};
 pub use publisher::Publisher;
 
 /// The lines of one flush, timestamps included, ready to send.
@@ -139,6 +142,80 @@ pub struct PublishCounts {
     pub backlog_bytes: u64,
     /// Lines dropped from the backlog.
     pub backlog_dropped_lines: u64,
+}
+
+impl PublishCounts {
+    /// Adds another destination's counts: counts sum; the last publish is
+    /// the latest one, its duration the longest of the last publishes.
+    pub fn add(&mut self, other: &PublishCounts) {
+        self.ok += other.ok;
+        self.error_socket += other.error_socket;
+        self.error_unknown += other.error_unknown;
+        self.flush_errors += other.flush_errors;
+        self.last_duration = self.last_duration.max(other.last_duration);
+        self.last_time = self.last_time.max(other.last_time);
+        self.published_lines += other.published_lines;
+        self.backlog_lines += other.backlog_lines;
+        self.backlog_bytes += other.backlog_bytes;
+        self.backlog_dropped_lines += other.backlog_dropped_lines;
+    }
+}
+
+/// Every destination's publisher stats, in `--graphite-host` order.
+#[derive(Debug, Clone)]
+pub struct PublishSources {
+    /// `(<host_port> of the keys, the publisher's stats)` per destination.
+    pub each: Vec<(String, Arc<PublishStats>)>,
+}
+
+impl Default for PublishSources {
+    /// One destination (or stdout).
+    fn default() -> Self {
+        PublishSources {
+            each: vec![(String::new(), Arc::default())],
+        }
+    }
+}
+
+impl PublishSources {
+    /// Stats for these destinations, every count at zero.
+    pub fn new(names: Vec<String>) -> PublishSources {
+        PublishSources {
+            each: names.into_iter().map(|n| (n, Arc::default())).collect(),
+        }
+    }
+
+    /// Every destination together: the aggregate `publish_error.*`,
+    /// `published.lines`, `backlog.*` ...
+    pub fn total(&self) -> PublishCounts {
+        let mut total = PublishCounts::default();
+        for (_, stats) in &self.each {
+            total.add(&stats.read());
+        }
+        total
+    }
+
+    /// Lines carried by the last successful publish of each destination, summed.
+    pub fn last_lines(&self) -> u64 {
+        self.each.iter().map(|(_, s)| s.last_lines.get()).sum()
+    }
+
+    /// Bytes carried by the last successful publish of each destination, summed.
+    pub fn last_bytes(&self) -> u64 {
+        self.each.iter().map(|(_, s)| s.last_bytes.get()).sum()
+    }
+
+    /// Per destination `(<host_port>, counts)`; none with a single
+    /// destination, whose counts are the aggregate ones.
+    pub fn per_destination(&self) -> Vec<(String, PublishCounts)> {
+        if self.each.len() < 2 {
+            return Vec::new();
+        }
+        self.each
+            .iter()
+            .map(|(name, stats)| (name.clone(), stats.read()))
+            .collect()
+    }
 }
 
 impl PublishStats {

@@ -71,6 +71,8 @@ pub const CARBON_RCVBUF: usize = 16 * 1024;
 /// connections are refused), normal, reset mid-write, stalled, slow. Lines
 /// received go to `lines` in the order carbon would have read them.
 pub struct FakeCarbon {
+    /// The loopback address it listens on (127.0.0.1 unless made with `_on`).
+    pub ip: [u8; 4],
     pub port: u16,
     pub lines: Receiver<String>,
     tx: Sender<String>,
@@ -81,12 +83,12 @@ pub struct FakeCarbon {
     acceptor: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
-fn carbon_socket(port: u16) -> std::io::Result<socket2::Socket> {
+fn carbon_socket(ip: [u8; 4], port: u16) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_recv_buffer_size(CARBON_RCVBUF)?;
-    socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    socket.bind(&SocketAddr::from((ip, port)).into())?;
     Ok(socket)
 }
 
@@ -104,9 +106,22 @@ impl FakeCarbon {
         carbon
     }
 
+    /// A carbon on another loopback address (127.0.0.2 ...: carbon's ring
+    /// tells servers apart by address), listening at once.
+    pub fn start_on(ip: [u8; 4]) -> FakeCarbon {
+        let mut carbon = FakeCarbon::down_on(ip);
+        carbon.up();
+        carbon
+    }
+
     /// A carbon that refuses connections until [`FakeCarbon::up`].
     pub fn down() -> FakeCarbon {
-        let reserved = carbon_socket(0).expect("bind a carbon port");
+        FakeCarbon::down_on([127, 0, 0, 1])
+    }
+
+    /// [`FakeCarbon::down`] on another loopback address.
+    pub fn down_on(ip: [u8; 4]) -> FakeCarbon {
+        let reserved = carbon_socket(ip, 0).expect("bind a carbon port");
         let port = reserved
             .local_addr()
             .unwrap()
@@ -115,6 +130,7 @@ impl FakeCarbon {
             .port();
         let (tx, lines) = channel();
         FakeCarbon {
+            ip,
             port,
             lines,
             tx,
@@ -143,7 +159,7 @@ impl FakeCarbon {
         }
         let socket = match self.reserved.take() {
             Some(socket) => socket,
-            None => rebind(self.port),
+            None => rebind(self.ip, self.port),
         };
         socket.listen(128).expect("listen");
         let listener: TcpListener = socket.into();
@@ -161,7 +177,7 @@ impl FakeCarbon {
         if let Some((stop, thread)) = self.acceptor.take() {
             stop.store(true, SeqCst);
             let _ = thread.join();
-            self.reserved = Some(rebind(self.port));
+            self.reserved = Some(rebind(self.ip, self.port));
         }
     }
 
@@ -248,10 +264,10 @@ impl Drop for FakeCarbon {
 }
 
 /// Binds the carbon port again (not listening: connections are refused).
-fn rebind(port: u16) -> socket2::Socket {
+fn rebind(ip: [u8; 4], port: u16) -> socket2::Socket {
     let deadline = Instant::now() + WAIT;
     loop {
-        match carbon_socket(port) {
+        match carbon_socket(ip, port) {
             Ok(socket) => return socket,
             Err(e) => {
                 assert!(

@@ -165,6 +165,12 @@ pub fn run_bounded(mut cmd: Command) -> Output {
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    run_bounded_child(child)
+}
+
+/// Waits (bounded by [`WAIT`]) for a started child with piped output;
+/// kills it and panics if it does not finish.
+pub fn run_bounded_child(child: Child) -> Output {
     let pid = child.id();
     let (tx, rx) = channel();
     std::thread::spawn(move || {
@@ -175,7 +181,7 @@ pub fn run_bounded(mut cmd: Command) -> Output {
         Err(_) => {
             // The waiting thread still owns the child and reaps it.
             signal(pid, libc::SIGKILL);
-            panic!("{cmd:?} did not finish within {WAIT:?}");
+            panic!("child {pid} did not finish within {WAIT:?}");
         }
     }
 }

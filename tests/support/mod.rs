@@ -13,6 +13,7 @@
 //! - [`etsy_proxy`]: Etsy's proxy.js under node, in front of given nodes.
 //! - [`fake_node`]: a fake aggregator (UDP lines, `health` on its admin port) for the proxy.
 //! - [`peers`]: the client libraries' runtimes under `target/peers`; running a script.
+//! - [`relay`]: the real carbon-relay (consistent hashing) in front of fake carbons.
 //! - [`runit`]: the shipped runit service under a real `runsv`.
 //! - [`to_carbon`]: a statsd publishing to a carbon on loopback; wait for a flush.
 //!
@@ -36,6 +37,7 @@ pub mod istats;
 pub mod mgmt;
 pub mod nsca;
 pub mod peers;
+pub mod relay;
 pub mod runit;
 pub mod server;
 pub mod to_carbon;
