@@ -42,7 +42,7 @@ fn main() {
     };
     let registry = std::sync::Arc::new(NameRegistry::default());
     // One sender: every datagram lands in one worker's shard; the other is empty.
-    let mut shards = vec![
+    let mut shards = [
         Shard::with_budget(hasher.clone(), limits, registry.clone()),
         Shard::with_budget(hasher.clone(), limits, registry.clone()),
     ];

@@ -8,7 +8,6 @@ mod support;
 use std::net::UdpSocket;
 use std::time::Instant;
 
-use clap::Parser;
 use statsd::config::Config;
 use statsd::net::Listeners;
 use support::carbon::FakeCarbon;
