@@ -784,6 +784,10 @@ def fmt(v, spec):
     return "n/a" if v is None else format(v, spec)
 
 
+def secs(v):
+    return "n/a" if v is None else f"{v:.3f} s"
+
+
 def load_label(rate, lpd):
     r = f"{rate / 1e6:g}M" if rate >= 1_000_000 else f"{rate / 1e3:g}k"
     return f"{r} lines/s × {lpd}-line datagrams"
@@ -888,8 +892,8 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
                 L.append(f"| {r['names']:,} | {srv.label} | failed: {r['error'][:80]} |||||||")
                 continue
             L.append(f"| {r['names']:,} | {srv.label} | {r['counted']:,} | {fmt(r['flush_lines'], ',')} | "
-                     f"{fmt(r['flush_reported_s'], '.3f')} s | {fmt(r['render_reported_s'], '.3f')} s | "
-                     f"{fmt(r['flush_transfer_s'], '.3f')} s | {r['rss_after_kib'] / 1024:.1f} MiB | "
+                     f"{secs(r['flush_reported_s'])} | {secs(r['render_reported_s'])} | "
+                     f"{secs(r['flush_transfer_s'])} | {r['rss_after_kib'] / 1024:.1f} MiB | "
                      f"{r['hwm_kib'] / 1024:.1f} MiB |")
 
     L.append("\n## Reading these figures\n")
