@@ -55,9 +55,12 @@ class Carbon:
     """Plaintext carbon listener that keeps running sums, not every line,
     so a 1M-name flush does not eat the memory and CPU the servers need."""
 
-    def __init__(self, count_prefix, multiplier):
+    def __init__(self, count_prefix, multiplier, flush_gap=None):
         self.count_prefix = count_prefix.encode()
         self.multiplier = multiplier
+        # Servers that end a flush with no marker line (collectd): a pause of
+        # flush_gap seconds between chunks separates two flushes.
+        self.flush_gap = flush_gap
         self.lock = threading.Lock()
         self.flushes = []  # completed flushes, see _new_flush
         self.meta = []  # (recv monotonic time, path, value) of server stats
@@ -76,7 +79,8 @@ class Carbon:
 
     @staticmethod
     def _new_flush():
-        return {"t_first": None, "t_last": None, "lines": 0, "bench_lines": 0, "bench_sum": 0.0}
+        return {"t_first": None, "t_last": None, "t_last_chunk": None, "lines": 0, "bench_lines": 0,
+                "bench_sum": 0.0}
 
     def _accept(self):
         while not self.stop:
@@ -126,6 +130,11 @@ class Carbon:
                 buf = lines.pop()
                 meta = []
                 done = []
+                if self.flush_gap and cur["t_first"] is not None and now - cur["t_last_chunk"] > self.flush_gap:
+                    cur["t_last"] = cur["t_last_chunk"]
+                    done.append(cur)
+                    cur = self._new_flush()
+                cur["t_last_chunk"] = now
                 for line in lines:
                     if cur["t_first"] is None:
                         cur["t_first"] = now
@@ -265,6 +274,58 @@ def wait_tcp(port, proc, timeout):
     return False
 
 
+def udp_bound(port):
+    """True once some socket is bound to UDP `port` (servers with no TCP port)."""
+    hexport = f":{port:04X}"
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(name) as f:
+                if any(line.split()[1].endswith(hexport) for line in list(f)[1:]):
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+def udp_queued(port):
+    """Bytes queued in the receive buffers of UDP `port` (rx_queue)."""
+    hexport, total = f":{port:04X}", 0
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(name) as f:
+                for line in list(f)[1:]:
+                    parts = line.split()
+                    if parts[1].endswith(hexport):
+                        total += int(parts[4].split(":")[1], 16)
+        except OSError:
+            pass
+    return total
+
+
+def wait_udp(port, proc, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if udp_bound(port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# Deployed, the daemons run unprivileged (the seed's runit script uses chpst
+# -u statsd): setpriv drops to this user before exec, so the pid is the
+# server's own. Set by main() from --user; empty keeps the caller's user.
+RUN_AS = {"user": ""}
+
+
+def as_user(cmd):
+    user = RUN_AS["user"]
+    if not user or os.geteuid() != 0:
+        return cmd
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"] + cmd
+
+
 def stop_process(proc, timeout=15):
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -295,6 +356,9 @@ class Ours:
 
     def ready_port(self, port):
         return port  # TCP on the metrics port
+
+    flush_gap = None
+    self_counting = False
 
     def flush_seconds(self, meta):
         vals = [v for _, p, v in meta if p == "statsd.flush_duration"]
@@ -330,6 +394,9 @@ class Etsy:
     def ready_port(self, port):
         return self.mgmt  # its UDP socket is bound before the mgmt server
 
+    flush_gap = None
+    self_counting = False
+
     def flush_seconds(self, meta):
         # process_metrics + graphite formatting, both in ms, per flush.
         per = {}
@@ -344,6 +411,92 @@ class Etsy:
         return max(vals) / 1000 if vals else None
 
 
+class Collectd:
+    """collectd's statsd plugin (Debian collectd-core) with write_graphite."""
+    name = "collectd"
+    label = "collectd 5.12 statsd plugin"
+    # Counters with CounterSum: `count-<name>` is the change since the last read.
+    flush_gap = 0.3
+    self_counting = False
+
+    def count_spec(self, fi):
+        return f"collectd.bench.statsd.count-{PREFIX}.c.", 1.0
+
+    def command(self, port, carbon_port, fi, workdir):
+        base = Path(workdir) / f"collectd-{port}"
+        base.mkdir(exist_ok=True)
+        if RUN_AS["user"] and os.geteuid() == 0:
+            shutil.chown(base, RUN_AS["user"], RUN_AS["user"])
+        cfg = Path(workdir) / f"collectd-{port}.conf"
+        cfg.write_text(f"""Hostname "bench"
+FQDNLookup false
+Interval {fi}
+BaseDir "{base}"
+PIDFile "{base}/collectd.pid"
+PluginDir "/usr/lib/collectd"
+TypesDB "/usr/share/collectd/types.db"
+# A line every interval even when idle, so flushes can be told apart.
+LoadPlugin load
+LoadPlugin statsd
+# Without a flush interval write_graphite holds a part-filled buffer until more comes.
+<LoadPlugin write_graphite>
+  FlushInterval {fi}
+</LoadPlugin>
+<Plugin statsd>
+  Host "127.0.0.1"
+  Port "{port}"
+  CounterSum true
+</Plugin>
+<Plugin write_graphite>
+  <Node "carbon">
+    Host "127.0.0.1"
+    Port "{carbon_port}"
+    Protocol "tcp"
+    Prefix "collectd."
+    EscapeCharacter "_"
+    PreserveSeparator true
+  </Node>
+</Plugin>
+""")
+        return ["collectd", "-f", "-C", str(cfg)]
+
+    def ready(self, port, proc):
+        return wait_udp(port, proc, 15)
+
+    def flush_seconds(self, meta):
+        return None
+
+    def render_seconds(self, meta):
+        return None
+
+
+class Floor:
+    """bench/floor/floor.c: recvmmsg into a buffer and discard. The least a
+    receiver can pay for the load; counts datagrams itself (no carbon)."""
+    name = "floor"
+    label = "kernel floor (C recvmmsg, discards)"
+    flush_gap = None
+    self_counting = True
+
+    def __init__(self, binary):
+        self.binary = binary
+
+    def count_spec(self, fi):
+        return "-", 1.0
+
+    def command(self, port, carbon_port, fi, workdir):
+        return [str(self.binary), str(port), "32"]
+
+    def ready(self, port, proc):
+        return wait_udp(port, proc, 15)
+
+    def flush_seconds(self, meta):
+        return None
+
+    def render_seconds(self, meta):
+        return None
+
+
 class Session:
     """One server process with its own fake carbon."""
 
@@ -352,15 +505,17 @@ class Session:
         extra = list(extra)
         self.fi = fi
         prefix, mult = server.count_spec(fi)
-        self.carbon = Carbon(prefix, mult)
+        self.carbon = Carbon(prefix, mult, server.flush_gap)
         self.port = free_port()
-        cmd = server.command(self.port, self.carbon.port, fi, workdir) + extra
+        cmd = as_user(server.command(self.port, self.carbon.port, fi, workdir) + extra)
         self.cmdline = " ".join(cmd).replace(f" {self.port} ", " PORT ").replace(
             f" {self.carbon.port} ", " CARBON_PORT ")
         self.logf = open(Path(workdir) / f"{server.name}-{self.port}.log", "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
-        if not wait_tcp(server.ready_port(self.port), self.proc, 15):
+        ready = server.ready(self.port, self.proc) if hasattr(server, "ready") else \
+            wait_tcp(server.ready_port(self.port), self.proc, 15)
+        if not ready:
             self.close()
             raise RuntimeError(f"{server.name} did not start: {self.cmdline} "
                                f"(exit {self.proc.returncode}, log {self.logf.name})")
@@ -414,7 +569,56 @@ def run_bench(bench_bin, port, args, timeout):
 # ---------------------------------------------------------------- measurements
 
 
+def bench_args(rate, duration, lpd):
+    return ["--rate", str(rate), "--duration", str(duration),
+            "--lines-per-datagram", str(lpd), "--names", "1000", "--batch", "32"]
+
+
+def measure_floor(server, bench_bin, rate, lpd, duration, workdir, quiet):
+    """The floor receiver: it counts datagrams itself, so lines counted are
+    its datagrams times the lines in each (every datagram has lpd lines)."""
+    s = Session(server, 1, workdir)
+    r = {"server": server.name, "rate": rate, "lpd": lpd, "server_cmd": s.cmdline}
+    try:
+        r["busy_before"] = wait_quiet(*quiet)
+        cpu0, busy0, drops0 = proc_cpu(s.proc.pid), machine_busy(), udp_drops(s.port)
+        t0 = time.monotonic()
+        b, bcmd = run_bench(bench_bin, s.port, bench_args(rate, duration, lpd), duration + 60)
+        t_end = time.monotonic()
+        cpu_mid, busy1 = proc_cpu(s.proc.pid), machine_busy()
+        r["bench_cmd"] = bcmd
+        deadline = time.monotonic() + 10
+        while udp_queued(s.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r["drained"] = not udp_queued(s.port)
+        r["t_drained"] = time.monotonic() - t_end
+        cpu1 = proc_cpu(s.proc.pid)
+        r["hwm_kib"] = proc_status(s.proc.pid, "VmHWM")
+        r["kernel_drops"] = udp_drops(s.port) - drops0
+        r["exit_code"] = s.close()
+        got = json.loads(Path(s.logf.name).read_text().strip().splitlines()[-1])
+        counted = got["datagrams"] * lpd
+        r.update({
+            "offered": b["lines"], "offered_rate": b["rate_lines_per_s"], "datagrams": b["datagrams"],
+            "counted": counted, "floor_calls": got["calls"],
+            "loss_pct": 100.0 * (1 - counted / b["lines"]) if b["lines"] else 0.0,
+            "cpu_s": cpu1 - cpu0, "wall_s": t_end - t0 + r["t_drained"],
+            "ns_per_line": (cpu1 - cpu0) * 1e9 / counted if counted else None,
+            "bench_cpu_ns_per_line": b["cpu_ns_per_line"],
+            "bench_cpu_s": b["cpu_user_s"] + b["cpu_sys_s"], "bench": b,
+            "bench_send_errors": b["send_errors"],
+            "other_cores": max(0.0, (busy1 - busy0) - (cpu_mid - cpu0)
+                               - (b["cpu_user_s"] + b["cpu_sys_s"])) / (t_end - t0),
+        })
+        return r
+    finally:
+        if s.proc.poll() is None:
+            s.close()
+
+
 def measure_load(server, bench_bin, rate, lpd, duration, fi, workdir, quiet=(0.5, 20.0)):
+    if server.self_counting:
+        return measure_floor(server, bench_bin, rate, lpd, duration, workdir, quiet)
     s = Session(server, fi, workdir)
     r = {"server": server.name, "rate": rate, "lpd": lpd, "server_cmd": s.cmdline}
     try:
@@ -427,10 +631,7 @@ def measure_load(server, bench_bin, rate, lpd, duration, fi, workdir, quiet=(0.5
         busy0 = machine_busy()
         drops0 = udp_drops(s.port)
         t0 = time.monotonic()
-        b, bcmd = run_bench(bench_bin, s.port, [
-            "--rate", str(rate), "--duration", str(duration),
-            "--lines-per-datagram", str(lpd), "--names", "1000", "--batch", "32",
-        ], duration + 60)
+        b, bcmd = run_bench(bench_bin, s.port, bench_args(rate, duration, lpd), duration + 60)
         t_end = time.monotonic()
         cpu_mid, busy1 = proc_cpu(s.proc.pid), machine_busy()
         r["bench_cmd"] = bcmd
@@ -583,6 +784,10 @@ def fmt(v, spec):
     return "n/a" if v is None else format(v, spec)
 
 
+def secs(v):
+    return "n/a" if v is None else f"{v:.3f} s"
+
+
 def load_label(rate, lpd):
     r = f"{rate / 1e6:g}M" if rate >= 1_000_000 else f"{rate / 1e3:g}k"
     return f"{r} lines/s × {lpd}-line datagrams"
@@ -591,8 +796,12 @@ def load_label(rate, lpd):
 def write_markdown(path, args, mach, loads, names, servers, notes, argv):
     L = []
     L.append("# Benchmarks\n")
-    L.append("Our statsd against Etsy's statsd 0.9.0 (node) on the same machine, one server at a time,")
-    L.append("loaded over loopback UDP by `statsd-bench`, counting what reaches a fake carbon.")
+    L.append("Our statsd against Etsy's statsd 0.9.0 (node) and collectd's statsd plugin (C) on the same machine,")
+    L.append("one server at a time, loaded over loopback UDP by `statsd-bench`, counting what reaches a fake carbon;")
+    L.append("beside them the kernel floor, a C `recvmmsg` receiver that discards what it gets (bench/floor).")
+    L.append(f"As deployed: every server runs as the unprivileged user `{getattr(args, 'user', '') or 'root'}` "
+             f"(setpriv), ours with `--udp-buffer {getattr(args, 'udp_buffer', 'default')}` (a stock kernel's "
+             "rmem_max), the others with the kernel's default buffer (rmem_default).")
     L.append("Generated by `bench/run.sh`; do not edit the figures by hand.\n")
     L.append(f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
     L.append(f"- Machine: {mach['nproc']} cores ({mach['cpu']}), {mach['mem_gib']} GiB, Linux {mach['kernel']}; "
@@ -635,15 +844,26 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
                      f"{fmt(m['hwm_kib'] / 1024 if m['hwm_kib'] else None, '.1f')} MiB | "
                      f"{fmt(m['kernel_drops'], ',.0f')} | {fmt(m['bench_cpu_ns_per_line'], ',.0f')} ns | "
                      f"{fmt(m['other_cores'], '.2f')} cores |")
-    if len(servers) == 2:
-        L.append("\nCPU per counted line, ours / Etsy's (goal: at most 0.10), and loss (goal: 0 % at 4M lines/s):\n")
-        L.append("| load | ours / Etsy CPU per line | loss ours | loss Etsy |")
-        L.append("|---|---:|---:|---:|")
+    peers = [srv for srv in servers if srv.name != "ours"]
+    if any(srv.name == "ours" for srv in servers) and peers:
+        L.append("\nCPU per counted line, ours / each peer's (goals: at most 0.10 of Etsy's, 0.33 of "
+                 "collectd's, 1.5 of the floor's), and loss of each (goals: 0 % at 1M and < 0.5 % at 4M "
+                 "lines/s, never more than collectd):\n")
+        L.append("| load | " + " | ".join(f"ours / {p.name} CPU" for p in peers) + " | loss ours | "
+                 + " | ".join(f"loss {p.name}" for p in peers) + " |")
+        L.append("|---|" + "---:|" * (2 * len(peers) + 1))
         for rate, lpd in keys:
-            o, e = summary.get((rate, lpd, "ours")), summary.get((rate, lpd, "etsy"))
-            if o and e and o["ns_per_line"] and e["ns_per_line"]:
-                L.append(f"| {load_label(rate, lpd)} | {o['ns_per_line'] / e['ns_per_line']:.3f} | "
-                         f"{o['loss_pct']:.1f} % | {e['loss_pct']:.1f} % |")
+            o = summary.get((rate, lpd, "ours"))
+            if not o:
+                continue
+            ratios, losses = [], []
+            for peer in peers:
+                e = summary.get((rate, lpd, peer.name))
+                ok = e and o["ns_per_line"] and e["ns_per_line"]
+                ratios.append(f"{o['ns_per_line'] / e['ns_per_line']:.3f}" if ok else "n/a")
+                losses.append(f"{e['loss_pct']:.1f} %" if e and e["loss_pct"] is not None else "n/a")
+            L.append(f"| {load_label(rate, lpd)} | " + " | ".join(ratios) + f" | {fmt(o['loss_pct'], '.1f')} % | "
+                     + " | ".join(losses) + " |")
 
     L.append("\n<details><summary>Every run</summary>\n")
     L.append("| load | server | run | achieved lines/s | loss | server CPU per line | other CPU load |")
@@ -672,8 +892,8 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
                 L.append(f"| {r['names']:,} | {srv.label} | failed: {r['error'][:80]} |||||||")
                 continue
             L.append(f"| {r['names']:,} | {srv.label} | {r['counted']:,} | {fmt(r['flush_lines'], ',')} | "
-                     f"{fmt(r['flush_reported_s'], '.3f')} s | {fmt(r['render_reported_s'], '.3f')} s | "
-                     f"{fmt(r['flush_transfer_s'], '.3f')} s | {r['rss_after_kib'] / 1024:.1f} MiB | "
+                     f"{secs(r['flush_reported_s'])} | {secs(r['render_reported_s'])} | "
+                     f"{secs(r['flush_transfer_s'])} | {r['rss_after_kib'] / 1024:.1f} MiB | "
                      f"{r['hwm_kib'] / 1024:.1f} MiB |")
 
     L.append("\n## Reading these figures\n")
@@ -684,9 +904,13 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
     L.append("- One sender thread offers at most about 400k datagrams/s on this machine, less when it is busy: "
              "on loopback the sender pays the kernel's delivery of each datagram (about 2.2-3 µs). Rows whose "
              "achieved rate is below the asked rate show what could be offered, not the asked load.")
-    L.append(f"- Etsy's statsd runs with the kernel's default receive buffer (rmem_default = {mach['rmem_default']} "
-             "bytes); ours asks for its own (`--udp-buffer`, 16 MiB by default, forced past rmem_max as root). "
-             "Part of the loss difference is that buffer.")
+    L.append(f"- Etsy's statsd, collectd and the floor run with the kernel's default receive buffer "
+             f"(rmem_default = {mach['rmem_default']} bytes); ours asks for `--udp-buffer "
+             f"{getattr(args, 'udp_buffer', '?')}`, which an unprivileged process gets up to rmem_max.")
+    L.append("- collectd: `CounterSum true`, so `collectd.bench.statsd.count-<name>` carries each interval's "
+             "count; write_graphite over TCP to the same fake carbon. It sends no end-of-flush line: a 0.3 s pause "
+             "between chunks separates its flushes. It reports no flush time of its own.")
+    L.append("- Floor: counts datagrams itself (lines = datagrams × lines per datagram); it has no carbon.")
     L.append("- CPU per counted line favours a server that drops: lines the kernel drops cost it nothing. "
              "Compare the ratio at loads where both lose little.")
 
@@ -721,7 +945,7 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
             if c:
                 c = c.replace(str(ROOT) + "/", "")
                 c = " ".join(w if not w.startswith("/tmp/") else "CONFIG.js" for w in c.split())
-                key = (r["server"], k, c.split("--rate")[0] if k == "bench_cmd" else r["server"])
+                key = (k, c.split("--rate")[0]) if k == "bench_cmd" else (r["server"], k, r["server"])
                 if key not in seen:
                     seen.add(key)
                     L.append(c)
@@ -764,9 +988,18 @@ def main():
                     help="comma list of LINESxRATE, e.g. 20x4m = 4M lines/s as 20-line datagrams")
     ap.add_argument("--names-sizes", default="100000,1000000")
     ap.add_argument("--no-names", action="store_true")
-    ap.add_argument("--servers", default="ours,etsy")
+    ap.add_argument("--servers", default="ours,etsy,collectd,floor",
+                    help="comma list of ours, etsy, collectd (statsd plugin), floor (bench/floor)")
+    ap.add_argument("--names-servers", default="ours,etsy,collectd",
+                    help="servers for the many-names test")
     ap.add_argument("--ours-bin", default=str(TARGET / "release/statsd"))
     ap.add_argument("--ours-args", default="", help="extra flags for our server, e.g. '--workers 2'")
+    ap.add_argument("--udp-buffer", type=int, default=212992,
+                    help="our --udp-buffer: the others get rmem_default; 212992 is a stock kernel's "
+                         "rmem_max, all an unprivileged daemon may ask")
+    ap.add_argument("--user", default="statsd",
+                    help="run every server as this user (setpriv), as deployed; '' keeps root")
+    ap.add_argument("--floor-bin", default=str(TARGET / "floor/floor"))
     ap.add_argument("--bench-bin", default=str(TARGET / "release/statsd-bench"))
     ap.add_argument("--etsy", default=str(ROOT / "bench/.etsy/node_modules/statsd/stats.js"))
     ap.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
@@ -778,7 +1011,7 @@ def main():
         saved = json.loads(Path(args.render_only).read_text())
         sargs = argparse.Namespace(**saved["args"])
         names_in = {r["server"] for r in saved["loads"] + saved["names"]}
-        servers = [s for s in (Ours(None, []), Etsy(None)) if s.name in names_in]
+        servers = [s for s in (Ours(None, []), Etsy(None), Collectd(), Floor(None)) if s.name in names_in]
         argv = sargs.argv.split() if sargs.argv is not None else []
         write_markdown(args.output, sargs, saved["machine"], saved["loads"], saved["names"],
                        servers, saved.get("notes", []), argv)
@@ -792,11 +1025,13 @@ def main():
             args.names_sizes = "100000"
 
     workdir = tempfile.mkdtemp(prefix="statsd-bench-")
+    os.chmod(workdir, 0o755)  # the servers' user reads its config there
+    RUN_AS["user"] = args.user
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
     notes = []
     servers = []
     if "ours" in wanted:
-        ours = Ours(Path(args.ours_bin), args.ours_args.split())
+        ours = Ours(Path(args.ours_bin), ["--udp-buffer", str(args.udp_buffer)] + args.ours_args.split())
         if check_ours(ours, args.bench_bin, workdir):
             servers.append(ours)
         else:
@@ -804,6 +1039,10 @@ def main():
                          "(the core daemon had not landed yet). Etsy's figures only.")
     if "etsy" in wanted:
         servers.append(Etsy(Path(args.etsy)))
+    if "collectd" in wanted:
+        servers.append(Collectd())
+    if "floor" in wanted:
+        servers.append(Floor(Path(args.floor_bin)))
     if not servers:
         sys.exit("no server to measure")
 
@@ -831,8 +1070,11 @@ def main():
                         f"HWM {r['hwm_kib'] / 1024:.1f} MiB, drops {r['kernel_drops']:,}, "
                         f"bench {r['bench_cpu_ns_per_line']:.0f} ns/line, drained={r['drained']}")
     if not args.no_names:
+        names_wanted = {x.strip() for x in args.names_servers.split(",")}
         for n in [int(x) for x in args.names_sizes.split(",") if x]:
             for srv in servers:
+                if srv.self_counting or srv.name not in names_wanted:
+                    continue
                 log(f"{srv.name} with {n:,} names")
                 try:
                     r = measure_names(srv, args.bench_bin, n, args.names_flush_interval, workdir)

@@ -1,6 +1,7 @@
 //! The flush's first step: every shard of the interval merged into one
 //! [`Snapshot`], sorted by name so the output is stable.
 
+use super::sort::sort_by_name;
 use super::stamped::StampedValues;
 use super::{saturate, GaugeState, GaugeUpdate, IntakeCounts, Map, Shard, TimerSamples};
 use crate::protocol::ParseError;
@@ -104,9 +105,9 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
         snapshot.gauges.push((key, value));
     }
     gauges.end_flush();
-    snapshot.counters.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    snapshot.gauges.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    snapshot.timers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    snapshot.sets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    sort_by_name(&mut snapshot.counters);
+    sort_by_name(&mut snapshot.gauges);
+    sort_by_name(&mut snapshot.timers);
+    sort_by_name(&mut snapshot.sets);
     snapshot
 }

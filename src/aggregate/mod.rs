@@ -10,6 +10,7 @@
 mod gauge;
 mod merge;
 mod names;
+mod sort;
 mod stamped;
 mod timer;
 

@@ -224,4 +224,6 @@ pub struct Cli {
     /// `--proxy` and its flags (src/config/proxy.rs).
     #[command(flatten)]
     pub proxy: super::proxy::ProxyArgs,
+    #[command(flatten)]
+    pub udp_spread: super::udp_spread::UdpSpreadArgs,
 }

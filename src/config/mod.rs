@@ -6,6 +6,7 @@ mod cli;
 pub mod mgmt;
 pub mod proxy;
 mod ring;
+mod udp_spread;
 
 use std::fmt;
 use std::time::Duration;
@@ -212,6 +213,7 @@ impl Config {
                 workers,
                 udp_buffer: count("--udp-buffer", cli.udp_buffer, 1, MAX_UDP_BUFFER)?,
                 unix: unix_settings(&cli)?,
+                spread: cli.udp_spread.udp_spread,
             },
             flush_interval,
             flush: FlushSettings {

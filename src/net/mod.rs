@@ -3,6 +3,7 @@
 //! datagram socket ([`unix`]). What is done
 //! with the bytes is [`crate::intake`]'s concern.
 
+pub mod spread;
 pub mod tcp;
 pub mod udp;
 pub mod unix;
@@ -41,6 +42,8 @@ pub struct BindSettings {
     pub workers: usize,
     /// Receive buffer asked of the kernel for each UDP socket, in bytes.
     pub udp_buffer: usize,
+    /// `--udp-spread`: every sender's datagrams spread over all workers.
+    pub spread: bool,
     /// `--unix-socket`: a Unix datagram socket to receive on too.
     pub unix: Option<unix::UnixSettings>,
     /// Etsy's management console, when on.
@@ -69,6 +72,9 @@ impl Listeners {
                     continue;
                 }
             };
+            if settings.spread {
+                spread::attach(&udp)?;
+            }
             let monitor =
                 match settings.monitor_port {
                     Some(port) => {
