@@ -793,6 +793,9 @@ def load_label(rate, lpd):
     return f"{r} lines/s × {lpd}-line datagrams"
 
 
+PROXY_MARK = "<!-- written by bench/proxy.sh -->"
+
+
 def write_markdown(path, args, mach, loads, names, servers, notes, argv):
     L = []
     L.append("# Benchmarks\n")
@@ -953,7 +956,10 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
     L.append("\nEtsy's config: `{port, address: \"127.0.0.1\", mgmt_port, mgmt_address: \"127.0.0.1\", "
              "graphitePort, graphiteHost: \"127.0.0.1\", flushInterval, backends: [\"./backends/graphite\"]}`.")
     L.append("\nRaw per-run figures: `target/bench/results.json` after a run.")
-    Path(path).write_text("\n".join(L) + "\n")
+    # The proxy section is bench/proxy.sh's: kept as that run wrote it.
+    previous = Path(path).read_text() if Path(path).exists() else ""
+    kept = previous[previous.find(PROXY_MARK):] if PROXY_MARK in previous else ""
+    Path(path).write_text("\n".join(L) + "\n" + ("\n" + kept if kept else ""))
 
 
 # ---------------------------------------------------------------- main

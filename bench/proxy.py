@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Runs bench/proxy.sh's measurements (see there). One proxy at a time."""
+from pathlib import Path
 import argparse, json, os, socket, subprocess, sys, tempfile, time
 
 REL = "target/release"
@@ -122,6 +123,7 @@ def main():
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--lines-per-datagram", type=int, default=20)
     ap.add_argument("--ours-args", default="")
+    ap.add_argument("--output", default=str(Path(__file__).resolve().parent.parent / "BENCHMARKS.md"))
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,17 +132,44 @@ def main():
                 row = run(kind, rate, args, tmp)
                 print(json.dumps(row), file=sys.stderr)
                 rows.append(row)
-    print(f"\nstatsd-bench --lines-per-datagram {args.lines_per_datagram} --names 10000, "
-          f"{args.duration:g} s per run, 3 nodes (proxy-sink), {os.cpu_count()} cores\n")
-    print("| proxy | offered lines/s | sent | delivered | lost | delivered lines/s | proxy CPU µs/line "
-          "| datagrams dropped by the kernel: proxy / sinks | load avg |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    write_section(args, rows)
+
+
+MARK = "<!-- written by bench/proxy.sh -->"
+
+
+def write_section(args, rows):
+    """Replaces the proxy section of --output (from MARK to the end) with this run."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip() or "unknown"
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True,
+                          check=False).stdout.strip()
+    L = [MARK, "## Proxy: `statsd --proxy` against Etsy's proxy.js", "",
+         "Each proxy in front of three counting fake aggregators (`proxy-sink`, answering",
+         "`health: up`), loaded by `statsd-bench`; delivered = lines the three sinks counted;",
+         "CPU = the proxy process's user+system time per delivered line; drops = the kernel's",
+         "drop counters of the proxy's and the sinks' UDP sockets. Load average is the",
+         "machine's during the run: above the core count, loss measures the scheduler.", "",
+         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit `{commit}`; "
+         f"{os.cpu_count()} cores; node {node}",
+         f"- Command: `bench/proxy.sh {' '.join(sys.argv[1:])}`", "",
+         f"statsd-bench --lines-per-datagram {args.lines_per_datagram} --names 10000, "
+         f"{args.duration:g} s per run, 3 nodes (proxy-sink)", "",
+         "| proxy | offered lines/s | sent | delivered | lost | delivered lines/s | proxy CPU µs/line "
+         "| datagrams dropped by the kernel: proxy / sinks | load avg |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         name = "statsd --proxy" if r["proxy"] == "ours" else "Etsy proxy.js"
         offered = f"{r['offered']:,.0f}" if r["offered"] else "max"
-        print(f"| {name} | {offered} | {r['sent']:,} | {r['delivered']:,} | {r['lost']:,} "
-              f"| {r['delivered_per_s']:,.0f} | {r['cpu_us_per_line']:.3f} "
-              f"| {r['proxy_drops']:,} / {r['sink_drops']:,} | {r['load']:.1f} |")
+        L.append(f"| {name} | {offered} | {r['sent']:,} | {r['delivered']:,} | {r['lost']:,} "
+                 f"| {r['delivered_per_s']:,.0f} | {r['cpu_us_per_line']:.3f} "
+                 f"| {r['proxy_drops']:,} / {r['sink_drops']:,} | {r['load']:.1f} |")
+    text = "\n".join(L) + "\n"
+    print(text)
+    out = Path(args.output)
+    previous = out.read_text() if out.exists() else ""
+    head = previous[:previous.find(MARK)] if MARK in previous else previous
+    out.write_text(head.rstrip("\n") + "\n\n" + text)
 
 
 if __name__ == "__main__":
