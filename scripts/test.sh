@@ -24,7 +24,7 @@ command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
 # The real client libraries the dialect tests drive (tests/clients.rs), pinned:
-# PyPI statsd and datadog in a venv, npm hot-shots. Found by the tests under
+# PyPI statsd and datadog in a venv, npm hot-shots and Etsy's statsd. Found by the tests under
 # target/peers; a missing one fails its test, never skips it.
 peers=target/peers
 [ -x "$peers/venv/bin/python3" ] || python3 -m venv "$peers/venv"
@@ -32,7 +32,8 @@ peers=target/peers
 command -v npm >/dev/null || { apt-get install -y --no-install-recommends npm; }
 [ -f "$peers/node/node_modules/hot-shots/package.json" ] ||
   npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error hot-shots@17.1.1
-# Etsy's statsd itself, for the differential tests (tests/mgmt_etsy.rs: its mgmt console;
+# Etsy's statsd itself, for the differential tests (tests/etsy_differential.rs: its flush
+# output; tests/mgmt_etsy.rs: its mgmt console;
 # tests/proxy_etsy.rs: its proxy.js, with the hashring 3.2.0 it pins).
 [ -f "$peers/node/node_modules/statsd/package.json" ] ||
   npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error statsd@0.9.0

@@ -16,9 +16,12 @@
 //! - [`aggregate`]: `Shard` (apply a value, count a discard), timers,
 //!   gauges, merge into a `Snapshot`. Pure.
 //! - [`render`]: `Snapshot` + prefixes + timestamp -> Graphite lines. Pure.
+//!   [`render::etsy`]: Etsy statsd's outputs (`--etsy` and the flags that
+//!   offer them to the original's command line).
 //! - [`flush`]: the flush thread; its pure core [`flush::build`] turns
 //!   snapshot + own stats + settings into the payload (numStats once);
-//!   [`flush::keys`] assembles the own stats from their owners.
+//!   [`flush::keys`] assembles the own stats from their owners;
+//!   [`flush::extended`] is the core for the Etsy-style outputs.
 //! - [`sink`]: the publisher: carbon (timeouts, bounded backlog) or stdout.
 //! - [`stats`]: lock-free counters for the owners; SPEC keys; JSON. Imports
 //!   nothing of the crate.

@@ -1,6 +1,8 @@
 //! Rendering: a [`Snapshot`] becomes Graphite plaintext lines,
 //! `path value timestamp\n`, with the original's paths and prefixes.
 
+pub mod etsy;
+
 use std::time::{Duration, Instant};
 
 use crate::aggregate::{Snapshot, TimerSamples};

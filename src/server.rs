@@ -20,6 +20,7 @@ use crate::logging::Logs;
 use crate::mgmt::{self, Console};
 use crate::net::{self, Listeners};
 use crate::proxy;
+use crate::render::etsy::IdleSeries;
 use crate::sink::{Fanout, PublishSources, Publisher, Target};
 
 /// Runs the server on bound sockets until `shutdown` is cancelled, then
@@ -78,6 +79,8 @@ pub async fn run(
         debug: config.flush.debug,
         debug_metric: config.flush.debug_metric.clone(),
         signed_gauges_set: config.signed_gauges_set,
+        dump_messages: config.etsy.dump_messages,
+        etsy_names: config.etsy.etsy_names,
         logs: logs.clone(),
         forward,
     });
@@ -166,9 +169,13 @@ pub async fn run(
     // With one outlet, everything goes to it whole.
     let payloads = Fanout::spread(&config.ring.destinations, config.ring.spread, outlets);
 
-    let gauges = GaugeState::bounded(hasher, config.gauge_ttl_flushes(), config.limits.max_names);
+    let gauges = GaugeState::bounded(
+        hasher.clone(),
+        config.gauge_ttl_flushes(),
+        config.limits.max_names,
+    );
     let mgmt_sources = sources.clone();
-    let flusher = Flusher::new(
+    let mut flusher = Flusher::new(
         config.flush.clone(),
         sources,
         gauges,
@@ -176,6 +183,16 @@ pub async fn run(
         payloads,
         kernel,
     );
+    if let Some(outputs) = &config.flush.outputs {
+        let idle = IdleSeries::new(
+            &hasher,
+            outputs.deletes,
+            config.gauge_ttl_flushes(),
+            config.limits.max_names,
+            config.etsy.etsy,
+        );
+        flusher = flusher.with_extended(idle, config.etsy.etsy);
+    }
     let flush_thread = FlushThread::start(flusher)?;
     let mgmt_task = match listeners.mgmt {
         Some(listener) => {
@@ -194,7 +211,9 @@ pub async fn run(
         }
         None => None,
     };
-    let regular = flush_thread.every(config.flush_interval, &shutdown).await;
+    let regular = flush_thread
+        .every(config.flush_interval, config.etsy.flush_align, &shutdown)
+        .await;
 
     // Stop reading, let every receiver hand over what it holds, flush once more.
     shutdown.cancel();

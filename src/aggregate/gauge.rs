@@ -109,6 +109,12 @@ impl GaugeState {
         self.values.remove(key).is_some()
     }
 
+    /// Forgets every gauge (Etsy's `deleteGauges`: a gauge's value lasts one
+    /// flush, a later delta starts from 0).
+    pub fn forget_all(&mut self) {
+        self.values.clear();
+    }
+
     /// Number of gauges remembered.
     pub fn len(&self) -> usize {
         self.values.len()

@@ -49,9 +49,9 @@ pub struct Cli {
     #[arg(short = 'p', long = "port", default_value_t = 8125)]
     pub port: u16,
 
-    /// Timer percentile threshold (0 < pct <= 100)
-    #[arg(short = 't', long = "pct", default_value_t = render::DEFAULT_PCT)]
-    pub pct: f64,
+    /// Timer percentile threshold (0 < pct <= 100); several as a comma list or repeated (-t 90,99.9), negative for the top values
+    #[arg(short = 't', long = "pct", default_values_t = [render::DEFAULT_PCT], value_delimiter = ',', allow_negative_numbers = true, action = clap::ArgAction::Append)]
+    pub pct: Vec<f64>,
 
     /// Seconds between flushes (fractions allowed)
     #[arg(long = "flush-interval", default_value_t = render::DEFAULT_FLUSH_INTERVAL.as_secs_f64())]
@@ -226,4 +226,7 @@ pub struct Cli {
     pub proxy: super::proxy::ProxyArgs,
     #[command(flatten)]
     pub udp_spread: super::udp_spread::UdpSpreadArgs,
+    /// Etsy statsd's outputs (src/config/etsy.rs).
+    #[command(flatten)]
+    pub etsy: super::etsy::EtsyArgs,
 }

@@ -3,6 +3,7 @@
 //! work is refused with one line (the binary exits 2), never a panic later.
 
 mod cli;
+mod etsy;
 pub mod mgmt;
 pub mod proxy;
 mod ring;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 
 pub use cli::Cli;
+pub use etsy::{EtsyArgs, EtsySettings};
 pub use mgmt::{MgmtArgs, MgmtLimits};
 pub use ring::{RingArgs, RingSettings};
 
@@ -73,6 +75,8 @@ pub struct Config {
     pub etsy_file: Option<serde_json::Value>,
     /// `--proxy`: forward to these aggregators instead of aggregating.
     pub proxy: Option<crate::proxy::ProxySettings>,
+    /// `--etsy` and the Etsy outputs.
+    pub etsy: EtsySettings,
 }
 
 /// What `-a` needs: the client (the send_nsca.cfg file read once, here), who
@@ -129,7 +133,7 @@ fn count(name: &str, value: usize, min: usize, max: usize) -> Result<usize, Stri
     }
 }
 
-fn check_prefix(name: &str, prefix: &str) -> Result<String, String> {
+pub(crate) fn check_prefix(name: &str, prefix: &str) -> Result<String, String> {
     let clean = crate::protocol::clean_name(prefix.as_bytes());
     if clean != prefix || prefix.starts_with('.') || prefix.ends_with('.') {
         return Err(format!(
@@ -149,9 +153,7 @@ fn nonzero_port(name: &str, port: u16) -> Result<u16, String> {
 impl Config {
     /// Checks the flags and derives the settings; the error is one line.
     pub fn from_cli(cli: Cli) -> Result<Config, String> {
-        if !(cli.pct > 0.0 && cli.pct <= 100.0) {
-            return Err(format!("--pct must be in (0, 100], not {}", cli.pct));
-        }
+        let etsy = etsy::settings(&cli, &cli.pct)?;
         let flush_interval = seconds("--flush-interval", cli.flush_interval)?;
         let gauge_ttl = if cli.gauge_ttl == 0.0 {
             Duration::ZERO
@@ -188,7 +190,11 @@ impl Config {
             timers_prefix: check_prefix("--timers-prefix", &cli.timers_prefix)?,
             sets_prefix: check_prefix("--sets-prefix", &cli.sets_prefix)?,
             metadata_prefix: check_prefix("--metadata-prefix", &cli.metadata_prefix)?,
-            pct: cli.pct,
+            pct: cli
+                .pct
+                .first()
+                .copied()
+                .unwrap_or(crate::render::DEFAULT_PCT),
             flush_interval,
         };
         let limits = Limits {
@@ -222,6 +228,7 @@ impl Config {
                 debug: cli.debug,
                 debug_metric,
                 quiet: cli.quiet,
+                outputs: etsy.outputs.clone(),
             },
             limits,
             gauge_ttl,
@@ -254,6 +261,7 @@ impl Config {
             mgmt: cli.mgmt.limits()?,
             etsy_file: None,
             proxy: proxy::settings(&cli.proxy)?,
+            etsy,
         })
     }
 
@@ -557,6 +565,10 @@ mod tests {
         assert_eq!(c.flush.debug_metric.as_deref(), Some("foo"));
         assert_eq!(c.bind.name, "127.0.0.1");
         assert_eq!(c.flush.render.pct, 95.0);
+        assert!(
+            c.flush.outputs.is_none(),
+            "one -t keeps the original's render"
+        );
         let c = parse(&["-d", "--debug_metric", "bar"]).unwrap();
         assert_eq!(c.flush.debug_metric.as_deref(), Some("bar"));
     }

@@ -6,6 +6,7 @@
 //! - [`payload`]: the pure core (snapshot + stats + settings -> payload).
 //! - [`keys`]: the server's own stats, read from their owners as keys.
 
+pub mod extended;
 pub mod keys;
 pub mod payload;
 
@@ -40,6 +41,9 @@ pub struct FlushSettings {
     pub debug_metric: Option<String>,
     /// `-q`: no per-flush status line.
     pub quiet: bool,
+    /// The Etsy-style outputs (`--etsy`, or the original's flags asking for
+    /// them); None: the original's render.
+    pub outputs: Option<std::sync::Arc<crate::render::etsy::Outputs>>,
 }
 
 /// Turns the interval's shards into one Graphite payload.
@@ -60,6 +64,10 @@ pub struct Flusher {
     last_timestamp: u64,
     /// Flushes made so far.
     flushes: u64,
+    /// The extended outputs' state across flushes, when they are on.
+    extended: Option<extended::ExtendedState>,
+    /// `--etsy`: timestamps rounded (Etsy's `Math.round(now / 1000)`).
+    round_timestamps: bool,
 }
 
 impl Flusher {
@@ -81,12 +89,32 @@ impl Flusher {
             kernel,
             last_timestamp: 0,
             flushes: 0,
+            extended: None,
+            round_timestamps: false,
         }
+    }
+
+    /// Turns the extended outputs' state on (with `FlushSettings::outputs`);
+    /// `round_timestamps` under `--etsy`.
+    pub fn with_extended(
+        mut self,
+        idle: crate::render::etsy::IdleSeries,
+        round_timestamps: bool,
+    ) -> Flusher {
+        self.extended = Some(extended::ExtendedState::new(idle));
+        self.round_timestamps = round_timestamps;
+        self
     }
 
     /// One flush; `last` marks the final one at shutdown. Blocking: call it
     /// off the runtime.
     pub fn flush(&mut self, last: bool) {
+        self.flush_at(last, None);
+    }
+
+    /// One flush; `slot` is the timestamp of an aligned flush
+    /// (`--flush-align`), else the clock's. Blocking: call it off the runtime.
+    pub fn flush_at(&mut self, last: bool, slot: Option<u64>) {
         let started = Instant::now();
         // Read before any lock: /proc is slow to read at many sockets.
         let kernel = self.kernel.read();
@@ -103,7 +131,12 @@ impl Flusher {
         // one: it takes the next second, or carbon would replace the full
         // interval's points with the partial one's. (Regular flushes keep
         // the clock: with sub-second intervals seconds repeat by design.)
-        let now = unix_now() as u64;
+        let clock = unix_now();
+        let now = match slot {
+            Some(slot) => slot,
+            None if self.round_timestamps => clock.round() as u64,
+            None => clock as u64,
+        };
         let timestamp = if last {
             now.max(self.last_timestamp + 1)
         } else {
@@ -115,14 +148,40 @@ impl Flusher {
         own.flush.udp_foreign_sockets = kernel.map_or(0, |k| k.foreign_sockets);
         own.flush.gauges_remembered = self.gauges.len() as u64;
         own.flush.gauges_forgotten = self.gauges.forgotten;
-        let extra = self.sources.extra_keys();
-        let (payload, report) = build_with(
-            &mut snapshot,
-            &own,
-            &extra,
-            &self.settings.render,
-            timestamp,
-        );
+        let (payload, report) = match (&self.settings.outputs, &mut self.extended) {
+            (Some(outputs), Some(state)) => {
+                state.idle.fill(&mut snapshot, &mut self.gauges);
+                let interval = self.settings.render.flush_interval;
+                let values = state.values(
+                    &snapshot,
+                    &own,
+                    interval,
+                    timestamp,
+                    started.elapsed(),
+                    clock,
+                );
+                let built = extended::build(
+                    &mut snapshot,
+                    &own,
+                    &self.settings.render,
+                    outputs,
+                    &values,
+                    timestamp,
+                );
+                state.sent(&built.0);
+                built
+            }
+            _ => {
+                let extra = self.sources.extra_keys();
+                build_with(
+                    &mut snapshot,
+                    &own,
+                    &extra,
+                    &self.settings.render,
+                    timestamp,
+                )
+            }
+        };
         self.sources.flush.update(|stats| {
             stats.intake_total.add(&snapshot.intake);
             stats.render = report.render;
@@ -217,8 +276,9 @@ impl Flusher {
 /// between flushes (the management console reads and deletes series there,
 /// so no flush can take the shards or the gauges halfway).
 enum Job {
-    /// One flush (`true`: the final one); says when it is done.
-    Flush(bool, oneshot::Sender<()>),
+    /// One flush (`true`: the final one), stamped with the aligned slot's
+    /// timestamp if any (`--flush-align`); says when it is done.
+    Flush(bool, Option<u64>, oneshot::Sender<()>),
     /// Runs on the flusher between flushes.
     Visit(Box<dyn FnOnce(&mut Flusher) + Send>),
 }
@@ -266,8 +326,8 @@ impl FlushThread {
             .spawn(move || {
                 for job in incoming {
                     match job {
-                        Job::Flush(last, done) => {
-                            flusher.flush(last);
+                        Job::Flush(last, slot, done) => {
+                            flusher.flush_at(last, slot);
                             let _ = done.send(());
                         }
                         Job::Visit(visit) => visit(&mut flusher),
@@ -287,16 +347,30 @@ impl FlushThread {
     /// Runs one flush on the thread and waits for it without blocking the
     /// runtime.
     pub async fn flush(&self, last: bool) -> io::Result<()> {
+        self.flush_slot(last, None).await
+    }
+
+    /// Runs one flush stamped `slot` (None: the clock) and waits for it.
+    async fn flush_slot(&self, last: bool, slot: Option<u64>) -> io::Result<()> {
         let (done, finished) = oneshot::channel();
         let gone = || io::Error::other("the flush thread stopped (panicked)");
         self.requests
-            .send(Job::Flush(last, done))
+            .send(Job::Flush(last, slot, done))
             .map_err(|_| gone())?;
         finished.await.map_err(|_| gone())
     }
 
-    /// Flushes every `interval` until `stop`.
-    pub async fn every(&self, interval: Duration, stop: &CancellationToken) -> io::Result<()> {
+    /// Flushes every `interval` until `stop`; `align`: at wall-clock
+    /// multiples of it (`--flush-align`).
+    pub async fn every(
+        &self,
+        interval: Duration,
+        align: bool,
+        stop: &CancellationToken,
+    ) -> io::Result<()> {
+        if align {
+            return self.every_aligned(interval, stop).await;
+        }
         let start = tokio::time::Instant::now() + interval;
         let mut ticker = tokio::time::interval_at(start, interval);
         // A flush longer than the interval delays the next one rather than
@@ -305,6 +379,31 @@ impl FlushThread {
         loop {
             tokio::select! {
                 _ = ticker.tick() => self.flush(false).await?,
+                _ = stop.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// Flushes at every wall-clock multiple of `interval`, each stamped
+    /// with its multiple: a late flush is followed at once by the next, so
+    /// no slot is skipped and timestamps never drift.
+    async fn every_aligned(&self, interval: Duration, stop: &CancellationToken) -> io::Result<()> {
+        let step = interval.as_secs_f64();
+        let next_after = |now: f64| (now / step).floor() + 1.0;
+        let mut slot = next_after(unix_now());
+        loop {
+            let mut wait = slot * step - unix_now();
+            if wait > step {
+                // The clock was set back: start from its new time.
+                slot = next_after(unix_now());
+                wait = slot * step - unix_now();
+            }
+            let sleep = tokio::time::sleep(Duration::from_secs_f64(wait.max(0.0)));
+            tokio::select! {
+                _ = sleep => {
+                    self.flush_slot(false, Some((slot * step).floor() as u64)).await?;
+                    slot += 1.0;
+                }
                 _ = stop.cancelled() => return Ok(()),
             }
         }

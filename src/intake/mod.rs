@@ -6,6 +6,7 @@
 //! - [`cell`]: a shard behind its lock, with counts `istats` reads lock-free.
 
 pub mod cell;
+mod etsy_names;
 pub mod framing;
 
 use std::sync::Arc;
@@ -31,6 +32,11 @@ pub struct Intake {
     pub debug_metric: Option<String>,
     /// `+5`/`-5` gauge values set the gauge (the original's meaning).
     pub signed_gauges_set: bool,
+    /// `--dump-messages`: every incoming line on stdout, as Etsy's
+    /// `dumpMessages` logs it.
+    pub dump_messages: bool,
+    /// Names cleaned with Etsy's rule (`--etsy`, `--key-name-sanitize`).
+    pub etsy_names: bool,
     /// Rate-limited stderr.
     pub logs: Arc<Logs>,
     /// `--proxy`: lines are forwarded to the aggregators, not parsed here.
@@ -45,6 +51,8 @@ impl Intake {
             debug: false,
             debug_metric: None,
             signed_gauges_set: false,
+            dump_messages: false,
+            etsy_names: false,
             logs: Arc::new(Logs::default()),
             forward: None,
         }
@@ -63,8 +71,16 @@ impl Intake {
         let mut discarded = false;
         for line in lines_of(buf) {
             lines += 1;
+            if self.dump_messages {
+                print_line(&format!("DEBUG: {}", printable(line)));
+            }
             match protocol::parse_line_into(line, self.max_line_bytes, &mut values) {
-                Ok(parsed) => {
+                Ok(mut parsed) => {
+                    if self.etsy_names {
+                        if let Some(key) = etsy_names::key(line, &parsed.key) {
+                            parsed.key = key.into();
+                        }
+                    }
                     if self.signed_gauges_set {
                         for value in &mut values {
                             if let Value::Gauge { delta, .. } = value {

@@ -9,6 +9,7 @@
 //! - [`istats`]: the one `istats` fetcher, a real XML-RPC call over HTTP.
 //! - [`mgmt`]: Etsy's management console: commands, bounded reads, Etsy's node programs.
 //! - [`flushed`]: one flush as carbon got it, split for exact comparisons.
+//! - [`etsy`]: Etsy's statsd 0.9.0 under node, and a carbon that keeps each flush apart.
 //! - [`nsca`]: the real NSCA daemon.
 //! - [`etsy_proxy`]: Etsy's proxy.js under node, in front of given nodes.
 //! - [`fake_node`]: a fake aggregator (UDP lines, `health` on its admin port) for the proxy.
@@ -30,6 +31,7 @@
 
 pub mod carbon;
 pub mod daemon;
+pub mod etsy;
 pub mod etsy_proxy;
 pub mod fake_node;
 pub mod flushed;
