@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use support::etsy::{send_all, sleep_until, values, EtsyStatsd, FlushCarbon};
-use support::server::Server;
 use support::to_carbon;
 use support::Statsd;
 

@@ -50,7 +50,7 @@ pub struct Cli {
     pub port: u16,
 
     /// Timer percentile threshold (0 < pct <= 100); several as a comma list or repeated (-t 90,99.9), negative for the top values
-    #[arg(short = 't', long = "pct", default_values_t = [render::DEFAULT_PCT], value_delimiter = ',', allow_negative_numbers = true, action = clap::ArgAction::Append)]
+    #[arg(short = 't', long = "pct", default_values_t = [render::DEFAULT_PCT], value_delimiter = ',', allow_hyphen_values = true, action = clap::ArgAction::Append)]
     pub pct: Vec<f64>,
 
     /// Seconds between flushes (fractions allowed)

@@ -19,12 +19,12 @@ fn refused(args: &[&str]) -> String {
 
 #[test]
 fn several_percentiles_as_list_and_repeated() {
-    let c = parse(&["-t", "90,99.9", "-t", "-10", "--pct", "90"]).unwrap();
+    let c = parse(&["-t", "90,99.9", "-t", "-10,50", "--pct", "90"]).unwrap();
     let outputs = c
         .flush
         .outputs
         .expect("several thresholds need the extended render");
-    assert_eq!(outputs.pcts, [90.0, 99.9, -10.0]);
+    assert_eq!(outputs.pcts, [90.0, 99.9, -10.0, 50.0]);
     assert_eq!(outputs.rank, Rank::Original);
     assert_eq!(outputs.deletes, Deletes::ALL);
     assert!(!outputs.flush_counts && outputs.internal.is_none());
