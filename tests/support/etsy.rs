@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::peers::peer;
 use super::{free_port, GroupGuard, WAIT};
@@ -131,14 +131,5 @@ pub fn send_all(addr: SocketAddr, datagrams: &[String]) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP sender");
     for d in datagrams {
         socket.send_to(d.as_bytes(), addr).expect("send a datagram");
-    }
-}
-
-/// Waits (bounded) until `deadline`, without a fixed sleep per se: the
-/// caller's schedule says when.
-pub fn sleep_until(deadline: Instant) {
-    let now = Instant::now();
-    if deadline > now {
-        std::thread::sleep((deadline - now).min(Duration::from_secs(5)));
     }
 }
