@@ -8,6 +8,16 @@ fn is_clean_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
 }
 
+/// Renames `key` to its Etsy-cleaned form where that differs. Out of
+/// line, so the receive loop stays as tight as without it.
+#[cold]
+#[inline(never)]
+pub fn rename(line: &[u8], key: &mut std::borrow::Cow<'_, str>) {
+    if let Some(renamed) = self::key(line, key) {
+        *key = renamed.into();
+    }
+}
+
 /// The key with its name cleaned Etsy's way, when that differs from the
 /// original's cleaning (the name holds white space); `key` is the parser's
 /// (cleaned name, then its tags from the first `;`).
