@@ -210,12 +210,22 @@ impl Config {
                 name: cli.name.clone(),
                 port: cli.port,
                 monitor_port: monitor_port(&cli),
-                // `--etsy` (another flag) turns the default 8126 on: at the
-                // merge, `cli.mgmt.port(cli.etsy)`.
-                mgmt: cli.mgmt.port(false).map(|port| MgmtBind {
-                    address: cli.mgmt.mgmt_address.clone(),
-                    port,
-                }),
+                // `--etsy` turns Etsy's 8126 on; with `-p 0` (tests) the
+                // kernel picks it, as for the monitor port.
+                mgmt: cli
+                    .mgmt
+                    .port(cli.etsy.etsy)
+                    .map(|port| {
+                        if cli.port == 0 && cli.mgmt.mgmt_port.is_none() {
+                            0
+                        } else {
+                            port
+                        }
+                    })
+                    .map(|port| MgmtBind {
+                        address: cli.mgmt.mgmt_address.clone(),
+                        port,
+                    }),
                 workers,
                 udp_buffer: count("--udp-buffer", cli.udp_buffer, 1, MAX_UDP_BUFFER)?,
                 unix: unix_settings(&cli)?,
