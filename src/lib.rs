@@ -42,6 +42,7 @@ pub mod logging;
 pub mod mgmt;
 pub mod net;
 pub mod protocol;
+pub mod reload;
 pub mod render;
 pub mod server;
 pub mod sink;

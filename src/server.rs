@@ -13,13 +13,16 @@ use tokio_util::sync::CancellationToken;
 use crate::admin;
 use crate::aggregate::{GaugeState, Hasher, NameRegistry, Shard};
 use crate::alert::{run_alert_loop, AlertStats, HealthSnapshot, NscaError};
-use crate::config::{AlertSettings, Config};
+use arc_swap::ArcSwap;
+
+use crate::config::{AlertSettings, Config, ParseOutcome};
 use crate::flush::{FlushThread, Flusher, StatSources};
 use crate::intake::{Intake, ShardCell};
-use crate::logging::Logs;
+use crate::logging::{eprint_line, Logs};
 use crate::mgmt::{self, Console};
 use crate::net::{self, Listeners};
-use crate::sink::{PublishStats, Publisher};
+use crate::reload;
+use crate::sink::{PublishStats, Publisher, Target};
 
 /// Runs the server on bound sockets until `shutdown` is cancelled, then
 /// stops reading, flushes what it holds, waits (bounded) for the last
@@ -28,6 +31,17 @@ pub async fn run(
     listeners: Listeners,
     config: Config,
     shutdown: CancellationToken,
+) -> io::Result<()> {
+    run_with_reloads(listeners, config, shutdown, None).await
+}
+
+/// As [`run`]; each message on `reloads` (SIGHUP under `--config`) reads
+/// the settings again and applies what can change ([`reload`]).
+pub async fn run_with_reloads(
+    listeners: Listeners,
+    config: Config,
+    shutdown: CancellationToken,
+    reloads: Option<mpsc::UnboundedReceiver<()>>,
 ) -> io::Result<()> {
     let logs = Arc::new(Logs::default());
     let kernel = net::udp::KernelView::new(listeners.metrics_addr()?.port(), &listeners.udp);
@@ -84,14 +98,17 @@ pub async fn run(
         );
         unix_file = Some(input.file);
     }
-    let tcp_task = tokio::spawn(net::tcp::accept_loop(
-        tokio::net::TcpListener::from_std(listeners.tcp)?,
-        shards[tcp_shard].clone(),
-        intake,
-        sources.tcp.clone(),
-        config.tcp,
-        shutdown.clone(),
-    ));
+    let tcp_task = match listeners.tcp {
+        Some(listener) => Some(tokio::spawn(net::tcp::accept_loop(
+            tokio::net::TcpListener::from_std(listener)?,
+            shards[tcp_shard].clone(),
+            intake,
+            sources.tcp.clone(),
+            config.tcp,
+            shutdown.clone(),
+        ))),
+        None => None,
+    };
     let monitor_task = match listeners.monitor {
         Some(listener) => {
             let stats = sources.clone();
@@ -111,13 +128,15 @@ pub async fn run(
         .map(|alert| spawn_alerts(alert, &sources, logs.clone(), shutdown.clone()));
 
     let (payloads, payloads_rx) = mpsc::unbounded_channel();
+    let target_slot = Arc::new(ArcSwap::from_pointee(config.target.clone()));
     let publisher = Publisher::new(
         config.target.clone(),
         config.backlog,
         sources.publish.clone(),
         logs.clone(),
         config.flush_interval,
-    );
+    )
+    .with_retarget(retarget_from(target_slot.clone()));
     let publisher_task = tokio::spawn(publisher.run(payloads_rx, config.shutdown_timeout));
 
     let gauges = GaugeState::bounded(hasher, config.gauge_ttl_flushes(), config.limits.max_names);
@@ -130,6 +149,11 @@ pub async fn run(
         payloads,
         kernel,
     );
+    let slots = reload::Slots {
+        flush: flusher.settings_slot(),
+        target: target_slot,
+    };
+    let reload_task = reloads.map(|hups| tokio::spawn(reload_loop(hups, config.clone(), slots)));
     let flush_thread = FlushThread::start(flusher)?;
     let mgmt_task = match listeners.mgmt {
         Some(listener) => {
@@ -158,8 +182,13 @@ pub async fn run(
         }
     })
     .await;
-    let _ = tcp_task.await;
+    if let Some(task) = tcp_task {
+        let _ = task.await;
+    }
     if let Some(task) = alert_task {
+        task.abort();
+    }
+    if let Some(task) = reload_task {
         task.abort();
     }
     if let Some(task) = monitor_task {
@@ -176,6 +205,39 @@ pub async fn run(
     let _ = publisher_task.await;
     drop(unix_file);
     regular.and(last)
+}
+
+/// A reload's new target, once per store into `slot`.
+fn retarget_from(slot: Arc<ArcSwap<Target>>) -> crate::sink::publisher::Retarget<Target> {
+    let mut seen = slot.load_full();
+    Box::new(move || {
+        let now = slot.load_full();
+        if Arc::ptr_eq(&now, &seen) {
+            return None;
+        }
+        seen = now;
+        Some((*seen).clone())
+    })
+}
+
+/// Reads the settings again on each message, one reload at a time.
+async fn reload_loop(
+    mut hups: mpsc::UnboundedReceiver<()>,
+    mut running: Config,
+    slots: reload::Slots,
+) {
+    while hups.recv().await.is_some() {
+        let argv = running.loader.argv.clone();
+        let fresh = tokio::task::spawn_blocking(move || Config::parse_from(argv)).await;
+        let fresh = fresh.unwrap_or_else(|e| {
+            Err(ParseOutcome::Invalid(format!(
+                "reading the file failed: {e}"
+            )))
+        });
+        for line in reload::apply(&mut running, fresh, &slots) {
+            eprint_line(&format!("statsd: {line}"));
+        }
+    }
 }
 
 /// Starts the NSCA loop; its health is what the publisher counted.

@@ -217,4 +217,8 @@ pub struct Cli {
     // --- Etsy's management console ---
     #[command(flatten)]
     pub mgmt: MgmtArgs,
+
+    /// `--config FILE` and `--transports`.
+    #[command(flatten)]
+    pub loader: super::LoaderArgs,
 }
