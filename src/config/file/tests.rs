@@ -216,3 +216,120 @@ fn toml_keys_are_long_flags() {
     assert_eq!(detect(Path::new("x.toml"), "{"), Format::Toml);
     assert_eq!(detect(Path::new("x.js"), "port = 1"), Format::Etsy);
 }
+
+fn parse_with(
+    text: &str,
+    name: &str,
+    cli: &[&str],
+) -> (
+    tempfile::TempDir,
+    Result<crate::config::Config, crate::config::ParseOutcome>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    let mut args = vec![
+        "statsd".to_string(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
+    args.extend(cli.iter().map(|s| s.to_string()));
+    let parsed = crate::config::Config::parse_from(args);
+    (dir, parsed)
+}
+
+#[test]
+fn the_command_line_wins_over_the_file() {
+    let text = "counters-prefix = \"file\"\ngauge-prefix = \"gfile\"\nport = 9000\n";
+    let (_dir, parsed) = parse_with(text, "s.toml", &["--counters-prefix", "cli", "-p", "9001"]);
+    let config = parsed.unwrap();
+    assert_eq!(config.flush.render.counters_prefix, "cli");
+    assert_eq!(config.flush.render.gauge_prefix, "gfile");
+    assert_eq!(config.bind.port, 9001);
+    assert!(config.etsy_file.is_none());
+    assert_eq!(
+        config.loader.groups.len(),
+        1,
+        "only the file's gauge-prefix is used"
+    );
+}
+
+#[test]
+fn an_etsy_file_is_kept_parsed_and_sets_transports() {
+    let (_dir, parsed) = parse_with("{ port: 9125, flushInterval: 2000, }", "c.js", &[]);
+    let config = parsed.unwrap();
+    assert_eq!(config.bind.port, 9125);
+    assert_eq!(config.flush_interval, std::time::Duration::from_secs(2));
+    assert!(config.bind.transports.udp && !config.bind.transports.tcp);
+    assert_eq!(
+        config.etsy_file,
+        Some(json!({"port": 9125, "flushInterval": 2000}))
+    );
+}
+
+#[test]
+fn a_value_clap_refuses_names_the_key() {
+    let (_dir, parsed) = parse_with("counters-prefix = \"a b\"\nport = 1\n", "s.toml", &[]);
+    match parsed {
+        Err(crate::config::ParseOutcome::Invalid(line)) => {
+            assert!(
+                line.contains("key counters-prefix") && !line.contains('\n'),
+                "{line}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reload_applies_render_and_target_and_refuses_the_rest() {
+    use std::sync::Arc;
+
+    use crate::reload::{apply, Slots};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    let args = vec![
+        "statsd".to_string(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
+    std::fs::write(&path, "counters-prefix = \"a\"\nport = 9000\n").unwrap();
+    let mut running = crate::config::Config::parse_from(args.clone()).unwrap();
+    let slots = Slots {
+        flush: Arc::new(arc_swap::ArcSwap::from_pointee(running.flush.clone())),
+        target: Arc::new(arc_swap::ArcSwap::from_pointee(running.target.clone())),
+    };
+    std::fs::write(
+        &path,
+        "counters-prefix = \"b\"\nport = 9001\ngraphite-host = \"carbon2\"\n",
+    )
+    .unwrap();
+    let lines = apply(
+        &mut running,
+        crate::config::Config::parse_from(args.clone()),
+        &slots,
+    );
+    let all = lines.join("\n");
+    assert!(
+        all.contains("counters-prefix: --counters-prefix a -> --counters-prefix b"),
+        "{all}"
+    );
+    assert!(all.contains("needs a restart"), "{all}");
+    assert_eq!(slots.flush.load().render.counters_prefix, "b");
+    assert_eq!(running.bind.port, 9000, "the port needs a restart");
+    assert!(
+        slots.target.load().to_string().starts_with("carbon2:"),
+        "{all}"
+    );
+    std::fs::write(&path, "counters-prefix = [").unwrap();
+    let lines = apply(
+        &mut running,
+        crate::config::Config::parse_from(args),
+        &slots,
+    );
+    assert!(
+        lines.len() == 1 && lines[0].contains("keeping the running settings"),
+        "{lines:?}"
+    );
+    assert_eq!(slots.flush.load().render.counters_prefix, "b");
+}
