@@ -14,6 +14,7 @@
 //! never silently ignored; a bad value is one line naming file, key and why.
 
 pub mod etsy;
+mod etsy_listeners;
 #[cfg(test)]
 mod tests;
 pub mod toml_flags;
