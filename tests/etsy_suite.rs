@@ -4,7 +4,8 @@
 //! unchanged. Where they start their server as `node stats.js CONFIG`, the
 //! shim in tests/data/etsy_shim runs `statsd --config CONFIG` instead. The
 //! only edit to their files: the fixed ports (8125 for statsd, 31337 for
-//! their graphite) become free ones, so the suite can run beside others.
+//! their graphite, Etsy's default 8126 for the admin port, which their
+//! config now names) become free ones, so the suite can run beside others.
 //! Any failed assertion fails the test, with nodeunit's report.
 
 mod support;
@@ -39,8 +40,14 @@ fn run_etsy_suite(file: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
     let tests = dir.path().join("test");
     std::fs::create_dir(&tests).expect("test dir");
-    let (statsd_port, graphite_port) = (free_port(), free_port());
+    let (statsd_port, graphite_port, mgmt_port) = (free_port(), free_port(), free_port());
+    assert!(
+        text.contains("port: 8125"),
+        "{file}: its config no longer says port: 8125"
+    );
+    // Etsy's admin port (8126 under an Etsy config) would be shared too.
     let patched = text
+        .replace("port: 8125", &format!("port: 8125, mgmt_port: {mgmt_port}"))
         .replace("8125", &statsd_port.to_string())
         .replace("31337", &graphite_port.to_string());
     std::fs::write(tests.join(file), patched).expect("write the suite");
