@@ -50,7 +50,7 @@ fn etsy_config_js_with_comments_and_trailing_commas() {
     let carbon = FakeCarbon::start();
     let text = format!(
         "/* Etsy's exampleConfig.js style */\n{{\n  graphitePort: {}, // carbon\n  \
-         graphiteHost: '127.0.0.1',\n  port: 0,\n  flushInterval: 1000,\n  graphService: \"graphite\",\n  \
+         graphiteHost: '127.0.0.1',\n  port: 0,\n  mgmt_port: 0,\n  flushInterval: 1000,\n  graphService: \"graphite\",\n  \
          backends: [ \"./backends/graphite\", ],\n}}\n",
         carbon.port
     );
@@ -73,7 +73,7 @@ fn an_etsy_config_listens_on_udp_only_as_etsy_does_unless_server_says_tcp() {
     let (_dir, path) = config_file(
         "statsd.conf",
         &format!(
-            "{{ port: 0, graphitePort: {}, graphiteHost: '127.0.0.1' }}",
+            "{{ port: 0, mgmt_port: 0, graphitePort: {}, graphiteHost: '127.0.0.1' }}",
             carbon.port
         ),
     );
@@ -85,7 +85,7 @@ fn an_etsy_config_listens_on_udp_only_as_etsy_does_unless_server_says_tcp() {
     let (_dir, path) = config_file(
         "statsd.js",
         &format!(
-            "{{ server: './servers/tcp', port: 0, flushInterval: 1000, graphitePort: {}, graphiteHost: '127.0.0.1' }}",
+            "{{ server: './servers/tcp', port: 0, mgmt_port: 0, flushInterval: 1000, graphitePort: {}, graphiteHost: '127.0.0.1' }}",
             carbon.port
         ),
     );
