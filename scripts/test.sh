@@ -37,6 +37,12 @@ command -v npm >/dev/null || { apt-get install -y --no-install-recommends npm; }
 # tests/proxy_etsy.rs: its proxy.js, with the hashring 3.2.0 it pins).
 [ -f "$peers/node/node_modules/statsd/package.json" ] ||
   npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error statsd@0.9.0
+# And for its own test suite (tests/etsy_suite.rs), with the
+# nodeunit its package.json names and the modules its tests require.
+[ -f "$peers/node/node_modules/statsd/test/graphite_tests.js" ] &&
+  [ -f "$peers/node/node_modules/nodeunit/package.json" ] ||
+  npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error --omit=optional \
+    statsd@0.9.0 nodeunit@0.11.3 underscore@1.4.4 temp@0.4.0
 
 # --workspace: the load generator (bench/statsd-bench) is a package of its own.
 cargo build --workspace --all-targets

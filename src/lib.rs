@@ -48,6 +48,7 @@ pub mod mgmt;
 pub mod net;
 pub mod protocol;
 pub mod proxy;
+pub mod reload;
 pub mod render;
 pub mod server;
 pub mod sink;

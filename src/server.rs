@@ -13,13 +13,16 @@ use tokio_util::sync::CancellationToken;
 use crate::admin;
 use crate::aggregate::{GaugeState, Hasher, NameRegistry, Shard};
 use crate::alert::{run_alert_loop, AlertStats, HealthSnapshot, NscaError};
-use crate::config::{AlertSettings, Config};
+use arc_swap::ArcSwap;
+
+use crate::config::{AlertSettings, Config, ParseOutcome};
 use crate::flush::{FlushThread, Flusher, StatSources};
 use crate::intake::{Intake, ShardCell};
-use crate::logging::Logs;
+use crate::logging::{eprint_line, Logs};
 use crate::mgmt::{self, Console};
 use crate::net::{self, Listeners};
 use crate::proxy;
+use crate::reload;
 use crate::render::etsy::IdleSeries;
 use crate::sink::{Fanout, PublishSources, Publisher, Target};
 
@@ -30,6 +33,17 @@ pub async fn run(
     listeners: Listeners,
     config: Config,
     shutdown: CancellationToken,
+) -> io::Result<()> {
+    run_with_reloads(listeners, config, shutdown, None).await
+}
+
+/// As [`run`]; each message on `reloads` (SIGHUP under `--config`) reads
+/// the settings again and applies what can change ([`reload`]).
+pub async fn run_with_reloads(
+    listeners: Listeners,
+    config: Config,
+    shutdown: CancellationToken,
+    reloads: Option<mpsc::UnboundedReceiver<()>>,
 ) -> io::Result<()> {
     let logs = Arc::new(Logs::default());
     let kernel = net::udp::KernelView::new(listeners.metrics_addr()?.port(), &listeners.udp);
@@ -124,14 +138,17 @@ pub async fn run(
         );
         unix_file = Some(input.file);
     }
-    let tcp_task = tokio::spawn(net::tcp::accept_loop(
-        tokio::net::TcpListener::from_std(listeners.tcp)?,
-        shards[tcp_shard].clone(),
-        intake,
-        sources.tcp.clone(),
-        config.tcp,
-        shutdown.clone(),
-    ));
+    let tcp_task = match listeners.tcp {
+        Some(listener) => Some(tokio::spawn(net::tcp::accept_loop(
+            tokio::net::TcpListener::from_std(listener)?,
+            shards[tcp_shard].clone(),
+            intake,
+            sources.tcp.clone(),
+            config.tcp,
+            shutdown.clone(),
+        ))),
+        None => None,
+    };
     let monitor_task = match listeners.monitor {
         Some(listener) => {
             let stats = sources.clone();
@@ -152,15 +169,22 @@ pub async fn run(
 
     let mut outlets: Vec<_> = Vec::with_capacity(targets.len());
     let mut publisher_tasks = Vec::with_capacity(targets.len());
+    let target_slot = Arc::new(ArcSwap::from_pointee(config.target.clone()));
+    // A reload may move the one destination; a ring of several is fixed
+    // until a restart (the reload says so).
+    let single = targets.len() == 1;
     for (target, (_, stats)) in targets.into_iter().zip(&sources.publish.each) {
         let (outlet, payloads_rx) = mpsc::unbounded_channel();
-        let publisher = Publisher::new(
+        let mut publisher = Publisher::new(
             target,
             config.backlog,
             stats.clone(),
             logs.clone(),
             config.flush_interval,
         );
+        if single {
+            publisher = publisher.with_retarget(retarget_from(target_slot.clone()));
+        }
         outlets.push(outlet);
         publisher_tasks.push(tokio::spawn(
             publisher.run(payloads_rx, config.shutdown_timeout),
@@ -193,6 +217,11 @@ pub async fn run(
         );
         flusher = flusher.with_extended(idle, config.etsy.etsy);
     }
+    let slots = reload::Slots {
+        flush: flusher.settings_slot(),
+        target: target_slot,
+    };
+    let reload_task = reloads.map(|hups| tokio::spawn(reload_loop(hups, config.clone(), slots)));
     let flush_thread = FlushThread::start(flusher)?;
     let mgmt_task = match listeners.mgmt {
         Some(listener) => {
@@ -223,12 +252,17 @@ pub async fn run(
         }
     })
     .await;
-    let _ = tcp_task.await;
+    if let Some(task) = tcp_task {
+        let _ = task.await;
+    }
     if let Some(task) = alert_task {
         task.abort();
     }
     if let Some(task) = health_task {
         let _ = task.await;
+    }
+    if let Some(task) = reload_task {
+        task.abort();
     }
     if let Some(task) = monitor_task {
         let _ = task.await;
@@ -247,6 +281,39 @@ pub async fn run(
     }
     drop(unix_file);
     regular.and(last)
+}
+
+/// A reload's new target, once per store into `slot`.
+fn retarget_from(slot: Arc<ArcSwap<Target>>) -> crate::sink::publisher::Retarget<Target> {
+    let mut seen = slot.load_full();
+    Box::new(move || {
+        let now = slot.load_full();
+        if Arc::ptr_eq(&now, &seen) {
+            return None;
+        }
+        seen = now;
+        Some((*seen).clone())
+    })
+}
+
+/// Reads the settings again on each message, one reload at a time.
+async fn reload_loop(
+    mut hups: mpsc::UnboundedReceiver<()>,
+    mut running: Config,
+    slots: reload::Slots,
+) {
+    while hups.recv().await.is_some() {
+        let argv = running.loader.argv.clone();
+        let fresh = tokio::task::spawn_blocking(move || Config::parse_from(argv)).await;
+        let fresh = fresh.unwrap_or_else(|e| {
+            Err(ParseOutcome::Invalid(format!(
+                "reading the file failed: {e}"
+            )))
+        });
+        for line in reload::apply(&mut running, fresh, &slots) {
+            eprint_line(&format!("statsd: {line}"));
+        }
+    }
 }
 
 /// Starts the NSCA loop; its health is what the publisher counted.

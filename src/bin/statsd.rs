@@ -7,14 +7,19 @@ use statsd::logging::{eprint_line, print_line};
 use statsd::net::unix::UnixSocketError;
 use statsd::net::Listeners;
 use statsd::server;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Installs the signal handlers at once (before the "listening" line, so a
 /// supervisor's early TERM is never fatal): the first SIGTERM or SIGINT
 /// cancels `shutdown`; SIGHUP (`sv hup`), SIGUSR1 and SIGUSR2, whose default
 /// would kill the process and lose the interval, are only logged. (SIGPIPE
-/// is ignored by the Rust runtime: a closed pipe is a write error.)
-fn cancel_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
+/// is ignored by the Rust runtime: a closed pipe is a write error.) With
+/// `--config`, SIGHUP asks `reload` to read the file again instead.
+fn cancel_on_signal(
+    shutdown: CancellationToken,
+    reload: Option<mpsc::UnboundedSender<()>>,
+) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -26,7 +31,10 @@ fn cancel_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
             let ignored = tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => "SIGHUP ignored: there is no config file to reload",
+                _ = hup.recv() => match &reload {
+                    Some(reload) if reload.send(()).is_ok() => continue,
+                    _ => "SIGHUP ignored: there is no config file to reload",
+                },
                 _ = usr1.recv() => "SIGUSR1 ignored",
                 _ = usr2.recv() => "SIGUSR2 ignored",
             };
@@ -76,7 +84,10 @@ fn run() -> ExitCode {
     };
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        if let Err(e) = cancel_on_signal(shutdown.clone()) {
+        let (reload, reloads) = mpsc::unbounded_channel();
+        let reload = config.loader.path.is_some().then_some(reload);
+        let reloads = reload.is_some().then_some(reloads);
+        if let Err(e) = cancel_on_signal(shutdown.clone(), reload) {
             eprint_line(&format!("statsd: cannot install signal handlers: {e}"));
             return ExitCode::FAILURE;
         }
@@ -109,7 +120,7 @@ fn run() -> ExitCode {
         for warning in warnings {
             eprint_line(&format!("statsd: warning: {warning}"));
         }
-        match server::run(listeners, config, shutdown).await {
+        match server::run_with_reloads(listeners, config, shutdown, reloads).await {
             Ok(()) => {
                 eprint_line("statsd: stopped after the final flush");
                 ExitCode::SUCCESS

@@ -229,4 +229,8 @@ pub struct Cli {
     /// Etsy statsd's outputs (src/config/etsy.rs).
     #[command(flatten)]
     pub etsy: super::etsy::EtsyArgs,
+
+    /// `--config FILE` and `--transports`.
+    #[command(flatten)]
+    pub loader: super::LoaderArgs,
 }

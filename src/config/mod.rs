@@ -4,20 +4,23 @@
 
 mod cli;
 mod etsy;
+pub mod file;
+mod load;
 pub mod mgmt;
 pub mod proxy;
 mod ring;
+mod transports;
 mod udp_spread;
 
 use std::fmt;
 use std::time::Duration;
 
-use clap::Parser;
-
 pub use cli::Cli;
 pub use etsy::{EtsyArgs, EtsySettings};
+pub use load::LoaderSettings;
 pub use mgmt::{MgmtArgs, MgmtLimits};
 pub use ring::{RingArgs, RingSettings};
+pub use transports::{LoaderArgs, Transports};
 
 use crate::aggregate::Limits;
 use crate::alert::nsca::{load_send_nsca_config, Encryption, NscaClient};
@@ -71,7 +74,9 @@ pub struct Config {
     pub signed_gauges_set: bool,
     /// Bounds of Etsy's management console (where it listens: `bind.mgmt`).
     pub mgmt: MgmtLimits,
-    /// The Etsy config file as parsed, for the management console's `config`.
+    /// `--config`: the file and the command line, for SIGHUP.
+    pub loader: LoaderSettings,
+    /// The parsed object (for the mgmt helper's `config` command).
     pub etsy_file: Option<serde_json::Value>,
     /// `--proxy`: forward to these aggregators instead of aggregating.
     pub proxy: Option<crate::proxy::ProxySettings>,
@@ -230,6 +235,7 @@ impl Config {
                 udp_buffer: count("--udp-buffer", cli.udp_buffer, 1, MAX_UDP_BUFFER)?,
                 unix: unix_settings(&cli)?,
                 spread: cli.udp_spread.udp_spread,
+                transports: cli.loader.transports,
             },
             flush_interval,
             flush: FlushSettings {
@@ -269,6 +275,7 @@ impl Config {
             alert: alert_settings(&cli)?,
             signed_gauges_set: cli.signed_gauges_set,
             mgmt: cli.mgmt.limits()?,
+            loader: LoaderSettings::default(),
             etsy_file: None,
             proxy: proxy::settings(&cli.proxy)?,
             etsy,
@@ -277,7 +284,8 @@ impl Config {
 
     /// Settings that work but deserve a line at start.
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = self.ring.warnings();
+        let mut warnings = self.loader.warnings.clone();
+        warnings.extend(self.ring.warnings());
         if self.flush_interval < Duration::from_secs(1) {
             warnings.push(format!(
                 "--flush-interval {:?} is under a second: carbon keeps one point per series per \
@@ -308,15 +316,7 @@ impl Config {
         if let Some(error) = ambiguous_abbreviation(&args) {
             return Err(ParseOutcome::Invalid(error));
         }
-        match Cli::try_parse_from(args) {
-            Ok(cli) => Config::from_cli(cli).map_err(ParseOutcome::Invalid),
-            Err(error) => match error.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    Err(ParseOutcome::Info(error.to_string()))
-                }
-                _ => Err(ParseOutcome::Invalid(first_line(&error.to_string()))),
-            },
-        }
+        load::parse(args)
     }
 }
 

@@ -46,10 +46,14 @@ pub struct FlushSettings {
     pub outputs: Option<std::sync::Arc<crate::render::etsy::Outputs>>,
 }
 
+/// The running flush settings, swapped whole (never half-updated) by a
+/// reload; each flush takes one snapshot at its start.
+pub type SettingsSlot = Arc<arc_swap::ArcSwap<FlushSettings>>;
+
 /// Turns the interval's shards into one Graphite payload.
 pub struct Flusher {
-    /// Settings.
-    settings: FlushSettings,
+    /// Settings, read once per flush: SIGHUP swaps them between flushes.
+    settings: SettingsSlot,
     /// Every component's stats (and the shards, through `sources.shards`).
     sources: StatSources,
     /// Gauge values remembered across flushes.
@@ -81,7 +85,7 @@ impl Flusher {
         kernel: KernelView,
     ) -> Flusher {
         Flusher {
-            settings,
+            settings: Arc::new(arc_swap::ArcSwap::from_pointee(settings)),
             sources,
             gauges,
             logs,
@@ -106,6 +110,11 @@ impl Flusher {
         self
     }
 
+    /// The slot a reload stores new settings in.
+    pub fn settings_slot(&self) -> SettingsSlot {
+        self.settings.clone()
+    }
+
     /// One flush; `last` marks the final one at shutdown. Blocking: call it
     /// off the runtime.
     pub fn flush(&mut self, last: bool) {
@@ -116,6 +125,7 @@ impl Flusher {
     /// (`--flush-align`), else the clock's. Blocking: call it off the runtime.
     pub fn flush_at(&mut self, last: bool, slot: Option<u64>) {
         let started = Instant::now();
+        let settings = self.settings.load_full();
         // Read before any lock: /proc is slow to read at many sockets.
         let kernel = self.kernel.read();
         let before = self.sources.flush.get();
@@ -126,7 +136,7 @@ impl Flusher {
         // From here the interval's lines are out of the shards: `istats`
         // says a flush is being merged and rendered.
         self.sources.flush.set_running(true);
-        let mut snapshot = merge(taken, &mut self.gauges, self.settings.max_timer_samples);
+        let mut snapshot = merge(taken, &mut self.gauges, settings.max_timer_samples);
         // The final flush at SIGTERM can come within a second of a regular
         // one: it takes the next second, or carbon would replace the full
         // interval's points with the partial one's. (Regular flushes keep
@@ -148,10 +158,10 @@ impl Flusher {
         own.flush.udp_foreign_sockets = kernel.map_or(0, |k| k.foreign_sockets);
         own.flush.gauges_remembered = self.gauges.len() as u64;
         own.flush.gauges_forgotten = self.gauges.forgotten;
-        let (payload, report) = match (&self.settings.outputs, &mut self.extended) {
+        let (payload, report) = match (&settings.outputs, &mut self.extended) {
             (Some(outputs), Some(state)) => {
                 state.idle.fill(&mut snapshot, &mut self.gauges);
-                let interval = self.settings.render.flush_interval;
+                let interval = settings.render.flush_interval;
                 let values = state.values(
                     &snapshot,
                     &own,
@@ -163,7 +173,7 @@ impl Flusher {
                 let built = extended::build(
                     &mut snapshot,
                     &own,
-                    &self.settings.render,
+                    &settings.render,
                     outputs,
                     &values,
                     timestamp,
@@ -173,13 +183,7 @@ impl Flusher {
             }
             _ => {
                 let extra = self.sources.extra_keys();
-                build_with(
-                    &mut snapshot,
-                    &own,
-                    &extra,
-                    &self.settings.render,
-                    timestamp,
-                )
+                build_with(&mut snapshot, &own, &extra, &settings.render, timestamp)
             }
         };
         self.sources.flush.update(|stats| {
@@ -192,6 +196,7 @@ impl Flusher {
             stats.gauges_forgotten = own.flush.gauges_forgotten;
         });
         self.report(
+            &settings,
             &snapshot,
             &payload,
             &report,
@@ -223,13 +228,13 @@ impl Flusher {
     /// Status line, debug output and the bad-line summary of one flush.
     fn report(
         &self,
+        settings: &FlushSettings,
         snapshot: &crate::aggregate::Snapshot,
         payload: &Payload,
         report: &FlushReport,
         foreign: u64,
         started: Instant,
     ) {
-        let settings = &self.settings;
         let intake = &snapshot.intake;
         if let (true, Some(text)) = (settings.debug, &settings.debug_metric) {
             for line in payload.data.split(|b| *b == b'\n') {

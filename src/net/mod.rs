@@ -17,10 +17,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// 0 and a supervisor sees a bind failure at once).
 #[derive(Debug)]
 pub struct Listeners {
-    /// One UDP socket per receive worker, all on the metrics port.
+    /// One UDP socket per receive worker, all on the metrics port; none
+    /// without udp in `--transports`.
     pub udp: Vec<std::net::UdpSocket>,
-    /// TCP listener on the metrics port.
-    pub tcp: std::net::TcpListener,
+    /// TCP listener on the metrics port, unless `--transports` leaves it out.
+    pub tcp: Option<std::net::TcpListener>,
     /// XML-RPC monitoring listener, unless turned off.
     pub monitor: Option<std::net::TcpListener>,
     /// `--unix-socket`: the Unix datagram socket and its file.
@@ -48,6 +49,8 @@ pub struct BindSettings {
     pub unix: Option<unix::UnixSettings>,
     /// Etsy's management console, when on.
     pub mgmt: Option<MgmtBind>,
+    /// `--transports`: which metric listeners run.
+    pub transports: crate::config::Transports,
 }
 
 /// Where Etsy's management console listens.
@@ -65,7 +68,13 @@ impl Listeners {
         let candidates = resolve_bind_address(&settings.name, settings.port)?;
         let mut last_error = None;
         for addr in candidates {
-            let (udp, tcp) = match bind_metrics(addr, settings.workers, settings.udp_buffer) {
+            let bound = bind_metrics(
+                addr,
+                settings.transports,
+                settings.workers,
+                settings.udp_buffer,
+            );
+            let (udp, tcp) = match bound {
                 Ok(pair) => pair,
                 Err(e) => {
                     last_error = Some(e);
@@ -101,7 +110,11 @@ impl Listeners {
 
     /// The metrics address (UDP and TCP share it).
     pub fn metrics_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp.local_addr()
+        match (&self.tcp, self.udp.first()) {
+            (Some(tcp), _) => tcp.local_addr(),
+            (None, Some(udp)) => udp.local_addr(),
+            (None, None) => Err(io::Error::other("no metrics listener")),
+        }
     }
 
     /// The monitoring address, when the endpoint is on.
@@ -155,8 +168,13 @@ impl Listeners {
             Some(addr) => format!(", management console on {addr}"),
             None => String::new(),
         };
+        let transports = match (self.udp.is_empty(), self.tcp.is_some()) {
+            (false, true) => "udp+tcp",
+            (false, false) => "udp",
+            (true, _) => "tcp",
+        };
         format!(
-            "listening for metrics on udp+tcp {metrics} ({} UDP workers){unix}, monitor (XML-RPC) {monitor}{mgmt}",
+            "listening for metrics on {transports} {metrics} ({} UDP workers){unix}, monitor (XML-RPC) {monitor}{mgmt}",
             self.udp.len()
         )
     }
@@ -198,19 +216,26 @@ fn bind_mgmt(at: &MgmtBind) -> io::Result<std::net::TcpListener> {
     Err(last_error.unwrap_or_else(|| io::Error::other("no address for the mgmt port")))
 }
 
-/// Binds UDP then TCP on the same port; with port 0, retries until a port
-/// is free for both.
+/// Binds UDP then TCP on the same port (each only if `transports` has it);
+/// with port 0, retries until a port is free for both.
 fn bind_metrics(
     addr: SocketAddr,
+    transports: crate::config::Transports,
     workers: usize,
     udp_buffer: usize,
-) -> io::Result<(Vec<std::net::UdpSocket>, std::net::TcpListener)> {
+) -> io::Result<(Vec<std::net::UdpSocket>, Option<std::net::TcpListener>)> {
+    if !transports.udp {
+        return Ok((Vec::new(), Some(bind_tcp(addr)?)));
+    }
     let mut last_error = None;
     for _ in 0..if addr.port() == 0 { 20 } else { 1 } {
         let udp = udp::bind(addr, workers, udp_buffer)?;
+        if !transports.tcp {
+            return Ok((udp, None));
+        }
         let port = udp[0].local_addr()?.port();
         match bind_tcp(SocketAddr::new(addr.ip(), port)) {
-            Ok(tcp) => return Ok((udp, tcp)),
+            Ok(tcp) => return Ok((udp, Some(tcp))),
             Err(e) => last_error = Some(e),
         }
     }

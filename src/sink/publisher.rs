@@ -39,7 +39,12 @@ pub struct Publisher<D: Deliver = super::Target> {
     logs: Arc<Logs>,
     /// Longest wait between retries.
     max_retry: Duration,
+    /// A new target stored by a reload, taken between attempts.
+    retarget: Option<Retarget<D>>,
 }
+
+/// Gives a new target when a reload stored one since the last call.
+pub type Retarget<D> = Box<dyn FnMut() -> Option<D> + Send>;
 
 impl<D: Deliver> Publisher<D> {
     /// A publisher with an empty backlog bounded as given.
@@ -57,7 +62,15 @@ impl<D: Deliver> Publisher<D> {
             stats,
             logs,
             max_retry: max_retry.max(FIRST_RETRY),
+            retarget: None,
         }
+    }
+
+    /// Lets a reload change the target: `retarget` is asked before each
+    /// attempt (the backlog stays; it goes to the new target).
+    pub fn with_retarget(mut self, retarget: Retarget<D>) -> Publisher<D> {
+        self.retarget = Some(retarget);
+        self
     }
 
     /// Keeps a payload the moment it exists; the bound drops the oldest.
@@ -86,6 +99,12 @@ impl<D: Deliver> Publisher<D> {
     fn start(&mut self) -> Option<Attempt<D>> {
         if self.backlog.is_empty() {
             return None;
+        }
+        if let (Some(_), Some(retarget)) = (&self.target, &mut self.retarget) {
+            if let Some(new) = retarget() {
+                self.target_name = new.to_string();
+                self.target = Some(new);
+            }
         }
         let mut target = self.target.take()?;
         let (batch, seq) = self.backlog.batch();

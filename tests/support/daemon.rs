@@ -75,7 +75,11 @@ impl Daemon {
                 let _ = child.kill();
                 panic!("statsd {args:?} printed no listening line")
             });
-            if let Some(port) = port_after(&line, "udp+tcp ") {
+            // "udp+tcp ADDR", or one of them under --transports.
+            let metrics = ["on udp+tcp ", "on udp ", "on tcp "]
+                .iter()
+                .find_map(|marker| port_after(&line, marker));
+            if let Some(port) = metrics {
                 let monitor_port = port_after(&line, "monitor (XML-RPC) on ");
                 return Daemon {
                     child,
