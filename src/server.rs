@@ -160,7 +160,8 @@ pub async fn run(
             stats.clone(),
             logs.clone(),
             config.flush_interval,
-        );
+        )
+        .max_unconfirmed(config.max_unconfirmed);
         outlets.push(outlet);
         publisher_tasks.push(tokio::spawn(
             publisher.run(payloads_rx, config.shutdown_timeout),

@@ -10,6 +10,7 @@ use crate::alert::nsca;
 use crate::sink::GraphiteProtocol;
 use crate::{aggregate, protocol, render};
 
+use super::delivery::DeliveryArgs;
 use super::mgmt::MgmtArgs;
 
 /// The flags of `statsd`. Field docs are the `--help` text.
@@ -229,4 +230,8 @@ pub struct Cli {
     /// Etsy statsd's outputs (src/config/etsy.rs).
     #[command(flatten)]
     pub etsy: super::etsy::EtsyArgs,
+
+    // --- pipelined delivery to carbon ---
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }

@@ -1,6 +1,7 @@
 //! Carbon's plaintext (or pickle) protocol over TCP, with delivery confirmed: one
 //! connection per attempt; write every payload in order, shut down the
-//! write side, then wait for carbon's orderly close. Carbon closes only
+//! write side, then wait for carbon's orderly close (the wait is returned
+//! apart, so the publisher may start the next attempt meanwhile). Carbon closes only
 //! after reading to the end, so the close proves it read every line; a
 //! reset or a timeout before it means nothing of the attempt counts as
 //! delivered (resending is harmless: a `path value timestamp` lands in the
@@ -13,7 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{pickle, Payload};
+use super::{pickle, Confirmation, Payload};
 
 /// Which of carbon's receivers the lines go to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -90,8 +91,9 @@ async fn connect(carbon: &Carbon) -> Result<TcpStream, PublishError> {
     Err(last_error.unwrap_or_else(|| PublishError::Unknown(format!("{host} has no address"))))
 }
 
-/// Delivers `batch` in order; Ok only once carbon has closed its side.
-pub async fn deliver(carbon: &Carbon, batch: &[Arc<Payload>]) -> Result<(), PublishError> {
+/// Writes `batch` in order and shuts down the write side; returns the wait
+/// for carbon's close (bounded by the write timeout), Ok only once it came.
+pub async fn send(carbon: &Carbon, batch: &[Arc<Payload>]) -> Result<Confirmation, PublishError> {
     let mut stream = connect(carbon).await?;
     let bound = carbon.write_timeout;
     for payload in batch {
@@ -115,6 +117,11 @@ pub async fn deliver(carbon: &Carbon, batch: &[Arc<Payload>]) -> Result<(), Publ
         Ok(Err(e)) => return Err(PublishError::Socket(e)),
         Err(_) => return Err(timed_out("closing the write side", bound)),
     }
+    Ok(Box::pin(confirmed(stream, bound)))
+}
+
+/// Waits for carbon's orderly close, which proves it read every line.
+async fn confirmed(mut stream: TcpStream, bound: Duration) -> Result<(), PublishError> {
     // Carbon sends nothing on the plaintext or pickle port; whatever comes is skipped.
     let mut sink = [0u8; 512];
     let closed = tokio::time::timeout(bound, async {
