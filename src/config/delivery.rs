@@ -23,3 +23,23 @@ impl DeliveryArgs {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_is_checked() {
+        let args = |n| DeliveryArgs {
+            graphite_max_unconfirmed: n,
+        };
+        assert_eq!(args(DEFAULT_MAX_UNCONFIRMED).max_unconfirmed(), Ok(4));
+        assert_eq!(args(1).max_unconfirmed(), Ok(1));
+        let error = args(0).max_unconfirmed().unwrap_err();
+        assert!(
+            error.starts_with("--graphite-max-unconfirmed must be"),
+            "{error}"
+        );
+        assert!(!error.contains('\n'));
+    }
+}

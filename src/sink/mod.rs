@@ -265,4 +265,6 @@ impl PublishStats {
 }
 
 #[cfg(test)]
+mod pipeline_tests;
+#[cfg(test)]
 mod tests;

@@ -190,7 +190,8 @@ impl<D: Deliver> Publisher<D> {
             if deadline.is_some() && idle && self.backlog.is_empty() {
                 return;
             }
-            let failed = tokio::select! {
+            // Some(delivered) when an attempt ended.
+            let ended = tokio::select! {
                 received = payloads.recv(), if deadline.is_none() => {
                     match received {
                         Some(payload) => self.enqueue(payload),
@@ -211,21 +212,21 @@ impl<D: Deliver> Publisher<D> {
                             confirming.push(InFlight { id, started, phase });
                             None
                         }
-                        Err(error) => Some(!self.finish(id, started, Err(error))),
+                        Err(error) => Some(self.finish(id, started, Err(error))),
                     }
                 }
                 (id, started, result) = any_confirmed(&mut confirming), if !confirming.is_empty() => {
-                    Some(!self.finish(id, started, result))
+                    Some(self.finish(id, started, result))
                 }
                 // Only a wait still to come: once due, the next start waits
                 // for room, the target or payloads, which other branches bring.
                 _ = sleep_until(retry.map(|(at, _)| at)), if !due => None,
                 _ = sleep_until(deadline), if deadline.is_some() => break,
             };
-            retry = match failed {
+            retry = match ended {
                 None => retry,
-                Some(false) => None,
-                Some(true) => {
+                Some(true) => None,
+                Some(false) => {
                     let wait =
                         retry.map_or(FIRST_RETRY, |(_, last)| (last * 2).min(self.max_retry));
                     Some((Instant::now() + wait, wait))
