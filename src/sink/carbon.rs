@@ -91,10 +91,35 @@ async fn connect(carbon: &Carbon) -> Result<TcpStream, PublishError> {
     Err(last_error.unwrap_or_else(|| PublishError::Unknown(format!("{host} has no address"))))
 }
 
+/// Most bytes of an attempt left in our send buffer, not yet sent, when its
+/// writes complete: "written" then means carbon's side holds the batch (but
+/// for this much), so attempts pipelined behind a slow carbon do not park
+/// whole flushes in kernel buffers out of the backlog's bounds' reach.
+const NOT_SENT_LOW_WATER: libc::c_int = 16 * 1024;
+
+/// Sets [`NOT_SENT_LOW_WATER`]; where the kernel lacks it, writes complete
+/// into the send buffer as usual.
+fn limit_not_sent(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let value = NOT_SENT_LOW_WATER;
+    // SAFETY: a valid socket fd (borrowed from `stream` for the call), and
+    // a pointer to a c_int with its exact length, as TCP_NOTSENT_LOWAT takes.
+    let _ = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
 /// Writes `batch` in order and shuts down the write side; returns the wait
 /// for carbon's close (bounded by the write timeout), Ok only once it came.
 pub async fn send(carbon: &Carbon, batch: &[Arc<Payload>]) -> Result<Confirmation, PublishError> {
     let mut stream = connect(carbon).await?;
+    limit_not_sent(&stream);
     let bound = carbon.write_timeout;
     for payload in batch {
         // Pickle is made per attempt from the lines the backlog keeps.
