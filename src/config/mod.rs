@@ -3,8 +3,8 @@
 //! work is refused with one line (the binary exits 2), never a panic later.
 
 mod cli;
-mod etsy;
 pub mod delivery;
+mod etsy;
 pub mod mgmt;
 pub mod proxy;
 mod ring;
