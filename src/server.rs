@@ -181,7 +181,8 @@ pub async fn run_with_reloads(
             stats.clone(),
             logs.clone(),
             config.flush_interval,
-        );
+        )
+        .max_unconfirmed(config.max_unconfirmed);
         if single {
             publisher = publisher.with_retarget(retarget_from(target_slot.clone()));
         }

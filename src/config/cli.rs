@@ -10,6 +10,7 @@ use crate::alert::nsca;
 use crate::sink::GraphiteProtocol;
 use crate::{aggregate, protocol, render};
 
+use super::delivery::DeliveryArgs;
 use super::mgmt::MgmtArgs;
 
 /// The flags of `statsd`. Field docs are the `--help` text.
@@ -233,4 +234,8 @@ pub struct Cli {
     /// `--config FILE` and `--transports`.
     #[command(flatten)]
     pub loader: super::LoaderArgs,
+
+    // --- pipelined delivery to carbon ---
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }

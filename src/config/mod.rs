@@ -3,6 +3,7 @@
 //! work is refused with one line (the binary exits 2), never a panic later.
 
 mod cli;
+pub mod delivery;
 mod etsy;
 pub mod file;
 mod load;
@@ -68,6 +69,8 @@ pub struct Config {
     pub backlog: BacklogLimits,
     /// Time allowed for the last publish at shutdown.
     pub shutdown_timeout: Duration,
+    /// Attempts to carbon in flight at once (`--graphite-max-unconfirmed`).
+    pub max_unconfirmed: usize,
     /// `-a`: the NSCA check, when on.
     pub alert: Option<AlertSettings>,
     /// `--signed-gauges-set`: `+5`/`-5` set a gauge, as the original did.
@@ -272,6 +275,7 @@ impl Config {
                 max_lines: cli.backlog_max_lines,
             },
             shutdown_timeout: seconds("--shutdown-timeout", cli.shutdown_timeout)?,
+            max_unconfirmed: cli.delivery.max_unconfirmed()?,
             alert: alert_settings(&cli)?,
             signed_gauges_set: cli.signed_gauges_set,
             mgmt: cli.mgmt.limits()?,

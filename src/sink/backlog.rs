@@ -3,20 +3,25 @@
 //! attempt sends it, so the bound holds (and the stats tell) even while
 //! carbon is stuck; the oldest go first when a bound is passed. A payload
 //! the bound pushes out while an attempt is sending it is only dropped if
-//! that attempt fails: if it succeeds, carbon has it.
+//! that attempt fails: if it succeeds, carbon has it. Several attempts may
+//! be in flight, each carrying payloads no other carries, and they may end
+//! in any order: each removes (or gives back) exactly its own payloads.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::Payload;
 
+/// Names one attempt, from [`Backlog::batch`] to its end.
+pub type AttemptId = u64;
+
 /// One payload waiting, with what the publisher needs to know of it.
 #[derive(Debug)]
 struct Entry {
-    /// Order of arrival; an attempt delivers everything up to a sequence.
-    seq: u64,
     /// The lines, shared with an attempt that is sending them.
     payload: Arc<Payload>,
+    /// The attempt sending it, if any.
+    carrier: Option<AttemptId>,
     /// An attempt has failed to deliver it already (counted in `flush_errors`).
     failed_once: bool,
 }
@@ -32,6 +37,22 @@ pub struct Removed {
     pub bytes: usize,
 }
 
+impl Removed {
+    /// Counts one payload more.
+    fn add(&mut self, payload: &Payload) {
+        self.payloads += 1;
+        self.lines += payload.lines;
+        self.bytes += payload.data.len();
+    }
+
+    /// Counts another set of payloads too.
+    fn merge(&mut self, other: Removed) {
+        self.payloads += other.payloads;
+        self.lines += other.lines;
+        self.bytes += other.bytes;
+    }
+}
+
 /// Payloads not yet delivered, oldest first, bounded in bytes and lines.
 #[derive(Debug, Default)]
 pub struct Backlog {
@@ -45,13 +66,11 @@ pub struct Backlog {
     max_bytes: usize,
     /// Line bound (0 = none); the newest payload is always kept.
     max_lines: usize,
-    /// Sequence of the next payload.
-    next_seq: u64,
-    /// The last sequence of the batch an attempt is sending, if any.
-    in_flight: Option<u64>,
-    /// Payloads of that batch the bounds pushed out meanwhile: delivered
-    /// if the attempt succeeds, dropped if it fails.
-    evicted_in_flight: Removed,
+    /// Id of the next attempt.
+    next_attempt: AttemptId,
+    /// Per attempt in flight, the payloads of its batch the bounds pushed
+    /// out meanwhile: delivered if it succeeds, dropped if it fails.
+    evicted_in_flight: HashMap<AttemptId, Removed>,
 }
 
 impl Backlog {
@@ -71,78 +90,90 @@ impl Backlog {
         self.bytes += payload.data.len();
         self.lines += payload.lines;
         self.queue.push_back(Entry {
-            seq: self.next_seq,
             payload: Arc::new(payload),
+            carrier: None,
             failed_once: false,
         });
-        self.next_seq += 1;
         let mut dropped = Removed::default();
         while self.queue.len() > 1
             && (self.bytes > self.max_bytes || (self.max_lines > 0 && self.lines > self.max_lines))
         {
-            if let Some((seq, old)) = self.pop() {
-                let sending = self.in_flight.is_some_and(|end| seq <= end);
-                let count = if sending {
-                    &mut self.evicted_in_flight
-                } else {
-                    &mut dropped
-                };
-                count.payloads += 1;
-                count.lines += old.lines;
-            }
+            let Some(old) = self.queue.pop_front() else {
+                break;
+            };
+            self.bytes -= old.payload.data.len();
+            self.lines -= old.payload.lines;
+            let count = match old.carrier {
+                Some(id) => self.evicted_in_flight.entry(id).or_default(),
+                None => &mut dropped,
+            };
+            count.add(&old.payload);
         }
         dropped
     }
 
-    /// Takes the oldest payload out, with its sequence.
-    fn pop(&mut self) -> Option<(u64, Arc<Payload>)> {
-        let old = self.queue.pop_front()?;
-        self.bytes -= old.payload.data.len();
-        self.lines -= old.payload.lines;
-        Some((old.seq, old.payload))
-    }
-
-    /// Everything waiting, for one attempt, and the sequence it ends at;
+    /// Every payload no attempt is sending, for a new attempt, and its id;
     /// the attempt ends with [`Backlog::delivered`] or [`Backlog::failed`].
-    pub fn batch(&mut self) -> (Vec<Arc<Payload>>, u64) {
-        let batch = self.queue.iter().map(|e| e.payload.clone()).collect();
-        let seq = self.queue.back().map_or(0, |e| e.seq);
-        self.in_flight = Some(seq);
-        (batch, seq)
+    pub fn batch(&mut self) -> (Vec<Arc<Payload>>, AttemptId) {
+        let id = self.next_attempt;
+        self.next_attempt += 1;
+        let batch = self
+            .queue
+            .iter_mut()
+            .filter(|e| e.carrier.is_none())
+            .map(|e| {
+                e.carrier = Some(id);
+                e.payload.clone()
+            })
+            .collect();
+        self.evicted_in_flight.insert(id, Removed::default());
+        (batch, id)
     }
 
-    /// Removes what an attempt delivered: every payload up to `seq`, those
-    /// the bounds pushed out while it was being sent included.
-    pub fn delivered(&mut self, seq: u64) -> Removed {
-        let mut removed = self.end_attempt();
-        while self.queue.front().is_some_and(|e| e.seq <= seq) {
-            if let Some((_, done)) = self.pop() {
-                removed.payloads += 1;
-                removed.lines += done.lines;
-                removed.bytes += done.data.len();
+    /// Removes what attempt `id` delivered: its payloads, those the bounds
+    /// pushed out while it was being sent included.
+    pub fn delivered(&mut self, id: AttemptId) -> Removed {
+        let mut here = Removed::default();
+        self.queue.retain(|e| {
+            if e.carrier != Some(id) {
+                return true;
             }
-        }
-        removed
+            here.add(&e.payload);
+            false
+        });
+        self.bytes -= here.bytes;
+        self.lines -= here.lines;
+        here.merge(self.evicted_in_flight.remove(&id).unwrap_or_default());
+        here
     }
 
-    /// Marks the payloads up to `seq` as failed once. Returns how many
-    /// failed for the first time (each is a flush not delivered at once),
-    /// and what the bounds pushed out while the attempt was sending it:
-    /// dropped now.
-    pub fn failed(&mut self, seq: u64) -> (usize, Removed) {
+    /// Gives attempt `id`'s payloads back for a later attempt, marked as
+    /// failed once. Returns how many failed for the first time (each is a
+    /// flush not delivered at once), and what the bounds pushed out while
+    /// the attempt was sending it: dropped now.
+    pub fn failed(&mut self, id: AttemptId) -> (usize, Removed) {
         let mut first_failures = 0;
-        for entry in self.queue.iter_mut().take_while(|e| e.seq <= seq) {
+        for entry in self.queue.iter_mut().filter(|e| e.carrier == Some(id)) {
+            entry.carrier = None;
             if !std::mem::replace(&mut entry.failed_once, true) {
                 first_failures += 1;
             }
         }
-        (first_failures, self.end_attempt())
+        let dropped = self.evicted_in_flight.remove(&id).unwrap_or_default();
+        (first_failures, dropped)
     }
 
-    /// Ends the attempt under way: what the bounds pushed out of its batch.
+    /// Abandons every attempt in flight (shutdown): what the bounds pushed
+    /// out of their batches; their payloads still here stay.
     pub fn end_attempt(&mut self) -> Removed {
-        self.in_flight = None;
-        std::mem::take(&mut self.evicted_in_flight)
+        let mut removed = Removed::default();
+        for (_, evicted) in self.evicted_in_flight.drain() {
+            removed.merge(evicted);
+        }
+        for entry in &mut self.queue {
+            entry.carrier = None;
+        }
+        removed
     }
 
     /// Lines held.
@@ -158,6 +189,11 @@ impl Backlog {
     /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// True when some payload waits that no attempt is sending.
+    pub fn has_unsent(&self) -> bool {
+        self.queue.iter().any(|e| e.carrier.is_none())
     }
 }
 
@@ -233,6 +269,38 @@ mod tests {
         assert_eq!(dropped.lines, 10, "the attempt failed: lost");
         // Outside an attempt the bound drops at once.
         assert_eq!(b.push(payload(10)).lines, 10);
+        assert_eq!(b.end_attempt(), Removed::default());
+    }
+
+    #[test]
+    fn attempts_confirmed_out_of_order_remove_exactly_their_payloads() {
+        // 100 bytes a payload, 450 kept.
+        let mut b = Backlog::new(450, 0);
+        b.push(payload(1));
+        let (first, a) = b.batch();
+        b.push(payload(2));
+        b.push(payload(4));
+        let (second, c) = b.batch();
+        assert_eq!((first.len(), second.len()), (1, 2), "no payload sent twice");
+        assert!(!b.has_unsent());
+        b.push(payload(8));
+        let done = b.delivered(c);
+        assert_eq!((done.payloads, done.lines), (2, 6), "the second, first");
+        assert_eq!(b.lines(), 9, "the first attempt's and the new one wait");
+        // The first fails: its payload goes out again, with the new one.
+        assert_eq!(b.failed(a).0, 1);
+        let (third, d) = b.batch();
+        assert_eq!(third.iter().map(|p| p.lines).collect::<Vec<_>>(), [1, 8]);
+        // Two more push the third attempt's payloads out while it is in flight.
+        b.push(payload(10));
+        b.push(payload(10));
+        b.push(payload(10));
+        assert_eq!(b.push(payload(10)).lines, 0, "its lines are in flight");
+        let (_, e) = b.batch();
+        assert_eq!(b.delivered(d).lines, 9, "carbon has them");
+        assert_eq!(b.lines(), 40);
+        assert_eq!(b.delivered(e).lines, 40);
+        assert!(b.is_empty());
         assert_eq!(b.end_attempt(), Removed::default());
     }
 }

@@ -1,6 +1,7 @@
 //! Carbon's plaintext (or pickle) protocol over TCP, with delivery confirmed: one
 //! connection per attempt; write every payload in order, shut down the
-//! write side, then wait for carbon's orderly close. Carbon closes only
+//! write side, then wait for carbon's orderly close (the wait is returned
+//! apart, so the publisher may start the next attempt meanwhile). Carbon closes only
 //! after reading to the end, so the close proves it read every line; a
 //! reset or a timeout before it means nothing of the attempt counts as
 //! delivered (resending is harmless: a `path value timestamp` lands in the
@@ -13,7 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{pickle, Payload};
+use super::{pickle, Confirmation, Payload};
 
 /// Which of carbon's receivers the lines go to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -90,9 +91,35 @@ async fn connect(carbon: &Carbon) -> Result<TcpStream, PublishError> {
     Err(last_error.unwrap_or_else(|| PublishError::Unknown(format!("{host} has no address"))))
 }
 
-/// Delivers `batch` in order; Ok only once carbon has closed its side.
-pub async fn deliver(carbon: &Carbon, batch: &[Arc<Payload>]) -> Result<(), PublishError> {
+/// Most bytes of an attempt left in our send buffer, not yet sent, when its
+/// writes complete: "written" then means carbon's side holds the batch (but
+/// for this much), so attempts pipelined behind a slow carbon do not park
+/// whole flushes in kernel buffers out of the backlog's bounds' reach.
+const NOT_SENT_LOW_WATER: libc::c_int = 16 * 1024;
+
+/// Sets [`NOT_SENT_LOW_WATER`]; where the kernel lacks it, writes complete
+/// into the send buffer as usual.
+fn limit_not_sent(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let value = NOT_SENT_LOW_WATER;
+    // SAFETY: a valid socket fd (borrowed from `stream` for the call), and
+    // a pointer to a c_int with its exact length, as TCP_NOTSENT_LOWAT takes.
+    let _ = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+/// Writes `batch` in order and shuts down the write side; returns the wait
+/// for carbon's close (bounded by the write timeout), Ok only once it came.
+pub async fn send(carbon: &Carbon, batch: &[Arc<Payload>]) -> Result<Confirmation, PublishError> {
     let mut stream = connect(carbon).await?;
+    limit_not_sent(&stream);
     let bound = carbon.write_timeout;
     for payload in batch {
         // Pickle is made per attempt from the lines the backlog keeps.
@@ -115,6 +142,11 @@ pub async fn deliver(carbon: &Carbon, batch: &[Arc<Payload>]) -> Result<(), Publ
         Ok(Err(e)) => return Err(PublishError::Socket(e)),
         Err(_) => return Err(timed_out("closing the write side", bound)),
     }
+    Ok(Box::pin(confirmed(stream, bound)))
+}
+
+/// Waits for carbon's orderly close, which proves it read every line.
+async fn confirmed(mut stream: TcpStream, bound: Duration) -> Result<(), PublishError> {
     // Carbon sends nothing on the plaintext or pickle port; whatever comes is skipped.
     let mut sink = [0u8; 512];
     let closed = tokio::time::timeout(bound, async {

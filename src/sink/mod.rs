@@ -18,6 +18,7 @@ pub mod ring;
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::stats::{Counter, F64Cell};
@@ -93,6 +94,16 @@ pub struct PublishStats {
     pub backlog_dropped_lines: Counter,
 }
 
+/// The rest of an attempt once its batch is written: the wait for the
+/// peer's confirmation (Ok when it has every line). It needs no target, so
+/// the next attempt may be sent meanwhile.
+pub type Confirmation = Pin<Box<dyn Future<Output = Result<(), PublishError>> + Send>>;
+
+/// A confirmation already there.
+pub fn confirmed() -> Confirmation {
+    Box::pin(std::future::ready(Ok(())))
+}
+
 /// A way to deliver what waits: carbon, stdout, or (in tests) a fake.
 pub trait Deliver: std::fmt::Display + Send + 'static {
     /// Delivers every payload of `batch`, in order: Ok only when all of
@@ -101,20 +112,37 @@ pub trait Deliver: std::fmt::Display + Send + 'static {
         &mut self,
         batch: &[Arc<Payload>],
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// Writes every payload of `batch`, in order, and returns the wait for
+    /// the confirmation. By default the whole delivery is the writing.
+    fn send(
+        &mut self,
+        batch: Vec<Arc<Payload>>,
+    ) -> impl Future<Output = Result<Confirmation, PublishError>> + Send {
+        async move {
+            self.deliver(&batch).await?;
+            Ok(confirmed())
+        }
+    }
 }
 
 impl Deliver for Target {
     async fn deliver(&mut self, batch: &[Arc<Payload>]) -> Result<(), PublishError> {
+        self.send(batch.to_vec()).await?.await
+    }
+
+    async fn send(&mut self, batch: Vec<Arc<Payload>>) -> Result<Confirmation, PublishError> {
         match self {
             Target::Console => {
                 let mut stdout = std::io::stdout().lock();
-                for payload in batch {
+                for payload in &batch {
                     io::Write::write_all(&mut stdout, &payload.data)
                         .map_err(PublishError::Socket)?;
                 }
-                io::Write::flush(&mut stdout).map_err(PublishError::Socket)
+                io::Write::flush(&mut stdout).map_err(PublishError::Socket)?;
+                Ok(confirmed())
             }
-            Target::Graphite(carbon) => carbon::deliver(carbon, batch).await,
+            Target::Graphite(carbon) => carbon::send(carbon, &batch).await,
         }
     }
 }
@@ -236,5 +264,7 @@ impl PublishStats {
     }
 }
 
+#[cfg(test)]
+mod pipeline_tests;
 #[cfg(test)]
 mod tests;

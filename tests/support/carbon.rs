@@ -44,6 +44,11 @@ pub enum Behaviour {
     Stall,
     /// Reads `chunk` bytes at a time with `pause` between reads.
     Slow { chunk: usize, pause: Duration },
+    /// The first connection ever accepted is held, never read nor closed
+    /// (until the carbon is dropped; counted in `stalled`), as Etsy's own
+    /// test suite treats its first graphite connection; later ones are read
+    /// as `Normal`.
+    HoldFirst,
 }
 
 /// State shared by a fake carbon's threads.
@@ -295,12 +300,23 @@ fn accept_loop(
                 continue;
             }
         };
-        shared.accepted.fetch_add(1, SeqCst);
+        let first = shared.accepted.fetch_add(1, SeqCst) == 0;
         stream.set_nonblocking(false).unwrap();
         // Bounds every read so a stuck connection cannot hold this thread.
         stream.set_read_timeout(Some(WAIT)).unwrap();
         match shared.behaviour() {
-            Behaviour::Normal => read_lines(stream, &tx, None),
+            Behaviour::HoldFirst if first => {
+                let shared = shared.clone();
+                shared.stalled.fetch_add(1, SeqCst);
+                std::thread::spawn(move || {
+                    while !shared.closed.load(SeqCst) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    drop(stream);
+                    shared.stalled.fetch_sub(1, SeqCst);
+                });
+            }
+            Behaviour::Normal | Behaviour::HoldFirst => read_lines(stream, &tx, None),
             Behaviour::Slow { chunk, pause } => read_lines(stream, &tx, Some((chunk, pause))),
             Behaviour::Reset { after } => {
                 let mut stream = stream;
