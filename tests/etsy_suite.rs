@@ -6,7 +6,8 @@
 //! only edit to their files: the fixed ports (8125 for statsd, 31337 for
 //! their graphite, Etsy's default 8126 for the admin port, which their
 //! config now names) become free ones, so the suite can run beside others.
-//! Any failed assertion fails the test, with nodeunit's report.
+//! Any failed assertion fails the test, with nodeunit's report, but for the
+//! ones listed in [`CANNOT_APPLY`] (and in the README) with why.
 
 mod support;
 
@@ -23,8 +24,18 @@ use support::{free_port, read_lossy, require_binary, GroupGuard};
 /// gone (our final publish then retries for --shutdown-timeout, 10 s).
 const SUITE_WAIT: Duration = Duration::from_secs(240);
 
+/// Etsy's assertions that cannot apply to us, as nodeunit names them. We
+/// write a name's tags sorted (one series whatever order a client sends them
+/// in), as carbon itself names a tagged series (`TaggedSeries.format` sorts
+/// them): in Graphite both servers' lines land in the same series. These two
+/// assertions check Etsy's unsorted spelling of the line.
+const CANNOT_APPLY: &[&str] = &[
+    "Assertion Message: Did not map 'foo+bar;tag1=val1;tag3=val3;tag2=val2' => 'foobar.count;tag1=val1;tag3=val3;tag2=val2'",
+    "Assertion Message: Did not map 'foo+bar:250|c|#tag1:val;1,tag3:val3,tag2:val2' => 'foobar.count;tag1=val_1;tag3=val3;tag2=val2'",
+];
+
 /// Runs Etsy's `test/<file>` with nodeunit; panics with nodeunit's report
-/// unless every assertion passed.
+/// unless every assertion passed or is one of [`CANNOT_APPLY`].
 fn run_etsy_suite(file: &str) {
     let node = require_binary("/usr/bin/node", "nodejs");
     let modules = peer("node/node_modules", "npm packages of Etsy's suite");
@@ -83,10 +94,33 @@ fn run_etsy_suite(file: &str) {
     let summary = summarize(&report);
     match status {
         None => panic!("Etsy's {file} did not finish within {SUITE_WAIT:?}\n{summary}\n{report}"),
-        Some(status) => assert!(
-            status.success() && report.contains("OK: "),
-            "Etsy's {file}: {status}\n{summary}\n--- nodeunit ---\n{report}"
-        ),
+        Some(status) => {
+            let plain = strip_ansi(&report);
+            let unexcused: Vec<&str> = plain
+                .lines()
+                .filter(|l| l.starts_with("Assertion Message") && !CANNOT_APPLY.contains(l))
+                .collect();
+            // Every test ran to its end (a throw leaves "Undone tests"), and
+            // it either passed whole or failed only where it cannot apply.
+            let finished = plain.contains("OK: ") || plain.contains("FAILURES: ");
+            // nodeunit's own count of failed assertions (a missing one, from
+            // `test.expect`, has no "Assertion Message" line) must be the
+            // excused ones exactly.
+            let failures: usize = plain
+                .lines()
+                .find_map(|l| l.strip_prefix("FAILURES: "))
+                .and_then(|rest| rest.split('/').next()?.parse().ok())
+                .unwrap_or(0);
+            let excused = plain.lines().filter(|l| CANNOT_APPLY.contains(l)).count();
+            assert!(
+                finished
+                    && !plain.contains("Undone tests")
+                    && unexcused.is_empty()
+                    && failures == excused
+                    && (status.success() || plain.contains("FAILURES: ")),
+                "Etsy's {file}: {status}\n{summary}\n--- nodeunit ---\n{report}"
+            );
+        }
     }
 }
 
