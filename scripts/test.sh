@@ -41,8 +41,12 @@ command -v npm >/dev/null || { apt-get install -y --no-install-recommends npm; }
 # nodeunit its package.json names and the modules its tests require.
 [ -f "$peers/node/node_modules/statsd/test/graphite_tests.js" ] &&
   [ -f "$peers/node/node_modules/nodeunit/package.json" ] ||
-  npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error --omit=optional \
+  npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error \
     statsd@0.9.0 nodeunit@0.11.3 underscore@1.4.4 temp@0.4.0
+# proxy.js needs hashring, an optional dependency of statsd: an install that
+# omits optional packages prunes it.
+[ -f "$peers/node/node_modules/hashring/package.json" ] ||
+  { echo "test.sh: statsd's hashring is missing under $peers/node" >&2; exit 1; }
 
 # --workspace: the load generator (bench/statsd-bench) is a package of its own.
 cargo build --workspace --all-targets
