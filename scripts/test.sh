@@ -27,8 +27,26 @@ command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 # PyPI statsd and datadog in a venv, npm hot-shots and Etsy's statsd. Found by the tests under
 # target/peers; a missing one fails its test, never skips it.
 peers=target/peers
-[ -x "$peers/venv/bin/python3" ] || python3 -m venv "$peers/venv"
-"$peers/venv/bin/pip" install --quiet --disable-pip-version-check statsd==4.0.1 datadog==0.56.0
+# The venv's own pip is bootstrapped offline by ensurepip, which the machine's
+# pip settings (PIP_* variables, pip.conf) can break, so it runs without them.
+# If that still fails, the venv is made without pip and pip is installed into it
+# by the base interpreter's pip from the registry; ensurepip's error is shown.
+make_venv() {
+  local py unset_pip=()
+  while IFS='=' read -r name _; do unset_pip+=(-u "$name"); done < <(env | grep '^PIP_' || true)
+  for py in python3 /usr/bin/python3; do
+    command -v "$py" >/dev/null || continue
+    rm -rf "$peers/venv"
+    env "${unset_pip[@]}" PIP_CONFIG_FILE=/dev/null "$py" -m venv "$peers/venv" && return 0
+    echo "test.sh: '$py -m venv' failed; ensurepip says:" >&2
+    env "${unset_pip[@]}" PIP_CONFIG_FILE=/dev/null "$peers/venv/bin/python3" -m ensurepip --default-pip >&2 || true
+  done
+  rm -rf "$peers/venv"
+  python3 -m venv --without-pip "$peers/venv"
+  python3 -m pip --python "$peers/venv/bin/python3" install --quiet pip
+}
+[ -x "$peers/venv/bin/pip" ] || make_venv
+"$peers/venv/bin/python3" -m pip install --quiet --disable-pip-version-check statsd==4.0.1 datadog==0.56.0
 command -v npm >/dev/null || { apt-get install -y --no-install-recommends npm; }
 [ -f "$peers/node/node_modules/hot-shots/package.json" ] ||
   npm install --prefix "$peers/node" --no-audit --no-fund --loglevel=error hot-shots@17.1.1
