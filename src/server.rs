@@ -4,6 +4,7 @@
 //! makes its last (bounded) attempt.
 
 use std::io;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin;
 use crate::aggregate::{GaugeState, Hasher, NameRegistry, Shard};
 use crate::alert::{run_alert_loop, AlertStats, HealthSnapshot, NscaError};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::config::{AlertSettings, Config, ParseOutcome};
 use crate::flush::{FlushThread, Flusher, StatSources};
@@ -51,11 +52,13 @@ pub async fn run_with_reloads(
     // one name budget for all.
     let hasher = Hasher::new();
     let names = Arc::new(NameRegistry::default());
+    let intake_limits = Arc::new(ArcSwap::from_pointee(config.limits));
     let tcp_shard = listeners.udp.len();
     let shard_count = tcp_shard + 1 + usize::from(listeners.unix.is_some());
     let shards: Vec<Arc<ShardCell>> = (0..shard_count)
         .map(|_| {
-            let shard = Shard::with_budget(hasher.clone(), config.limits, names.clone());
+            let shard =
+                Shard::with_live_limits(hasher.clone(), intake_limits.clone(), names.clone());
             Arc::new(ShardCell::new(shard))
         })
         .collect();
@@ -72,6 +75,8 @@ pub async fn run_with_reloads(
     // One publisher per destination (stdout counts as one).
     let targets: Vec<Target> = match &config.target {
         Target::Console => vec![Target::Console],
+        // Flushes are computed (mgmt, istats) and sent nowhere: no publisher.
+        Target::Nowhere => Vec::new(),
         Target::Graphite(_) => config
             .ring
             .destinations
@@ -89,7 +94,7 @@ pub async fn run_with_reloads(
         sources.publish = PublishSources::new(names);
     }
     let intake = Arc::new(Intake {
-        max_line_bytes: config.limits.max_line_bytes,
+        max_line_bytes: AtomicUsize::new(config.limits.max_line_bytes),
         debug: config.flush.debug,
         debug_metric: config.flush.debug_metric.clone(),
         signed_gauges_set: config.signed_gauges_set,
@@ -138,13 +143,14 @@ pub async fn run_with_reloads(
         );
         unix_file = Some(input.file);
     }
+    let tcp_limits = Arc::new(ArcSwap::from_pointee(config.tcp));
     let tcp_task = match listeners.tcp {
         Some(listener) => Some(tokio::spawn(net::tcp::accept_loop(
             tokio::net::TcpListener::from_std(listener)?,
             shards[tcp_shard].clone(),
-            intake,
+            intake.clone(),
             sources.tcp.clone(),
-            config.tcp,
+            tcp_limits.clone(),
             shutdown.clone(),
         ))),
         None => None,
@@ -170,6 +176,7 @@ pub async fn run_with_reloads(
     let mut outlets: Vec<_> = Vec::with_capacity(targets.len());
     let mut publisher_tasks = Vec::with_capacity(targets.len());
     let target_slot = Arc::new(ArcSwap::from_pointee(config.target.clone()));
+    let backlog_limits = Arc::new(ArcSwap::from_pointee(config.backlog));
     // A reload may move the one destination; a ring of several is fixed
     // until a restart (the reload says so).
     let single = targets.len() == 1;
@@ -182,7 +189,8 @@ pub async fn run_with_reloads(
             logs.clone(),
             config.flush_interval,
         )
-        .max_unconfirmed(config.max_unconfirmed);
+        .max_unconfirmed(config.max_unconfirmed)
+        .with_live_limits(backlog_limits.clone());
         if single {
             publisher = publisher.with_retarget(retarget_from(target_slot.clone()));
         }
@@ -218,9 +226,17 @@ pub async fn run_with_reloads(
         );
         flusher = flusher.with_extended(idle, config.etsy.etsy);
     }
+    let mgmt_limits = Arc::new(ArcSwap::from_pointee(config.mgmt));
+    let etsy_file = Arc::new(ArcSwapOption::from(config.etsy_file.clone().map(Arc::new)));
     let slots = reload::Slots {
         flush: flusher.settings_slot(),
         target: target_slot,
+        intake_limits,
+        intake,
+        tcp: tcp_limits,
+        mgmt: mgmt_limits.clone(),
+        backlog: backlog_limits,
+        etsy_file: etsy_file.clone(),
     };
     let reload_task = reloads.map(|hups| tokio::spawn(reload_loop(hups, config.clone(), slots)));
     let flush_thread = FlushThread::start(flusher)?;
@@ -229,13 +245,13 @@ pub async fn run_with_reloads(
             let console = Arc::new(Console::new(
                 flush_thread.handle(),
                 mgmt_sources,
-                config.etsy_file.clone(),
+                etsy_file,
                 config.flush_interval,
             ));
             Some(tokio::spawn(mgmt::serve(
                 tokio::net::TcpListener::from_std(listener)?,
                 console,
-                config.mgmt,
+                mgmt_limits,
                 shutdown.clone(),
             )))
         }

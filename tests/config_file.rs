@@ -8,29 +8,14 @@
 mod support;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::carbon::{value_of, FakeCarbon};
 use support::daemon::{run_statsd, signal, Daemon};
-use support::{Statsd, WAIT};
-
-/// Writes `text` as `name` in a fresh directory (kept while the guard lives).
-fn config_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).expect("write the config file");
-    (dir, path)
-}
-
-/// Replaces the file's contents in one step (a reader never sees half).
-fn rewrite(path: &Path, text: &str) {
-    let new = path.with_extension("new");
-    std::fs::write(&new, text).expect("write the new config");
-    std::fs::rename(&new, path).expect("move the new config in place");
-}
+use support::{config_file, rewrite, Statsd, WAIT};
 
 fn start(path: &Path, extra: &[&str]) -> Daemon {
     let mut args = vec!["--config", path.to_str().unwrap()];

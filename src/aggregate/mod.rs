@@ -14,6 +14,7 @@ mod sort;
 mod stamped;
 mod timer;
 
+use arc_swap::ArcSwap;
 use hashbrown::hash_map::EntryRef;
 use hashbrown::{HashMap, HashSet};
 use nohash_hasher::BuildNoHashHasher;
@@ -56,7 +57,7 @@ pub const DEFAULT_MAX_TIMER_SAMPLES: usize = 10_000;
 pub const DEFAULT_MAX_SET_MEMBERS: usize = 100_000;
 
 /// Limits that keep one interval's memory bounded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest accepted line, in bytes.
     pub max_line_bytes: usize,
@@ -148,8 +149,10 @@ pub struct Shard {
     /// One discarded line of the interval (cut short) and why, for the
     /// stderr summary.
     pub sample_bad_line: Option<(Box<[u8]>, ParseError)>,
-    /// Bounds on this shard's growth.
+    /// Bounds on this shard's growth, this interval.
     limits: Limits,
+    /// Where the next interval's bounds come from (SIGHUP may store new ones).
+    next_limits: Arc<ArcSwap<Limits>>,
     /// Keyed hasher, shared by all shards of one server.
     hasher: Hasher,
     /// Series created this interval by all shards together; checked only
@@ -168,6 +171,16 @@ impl Shard {
     /// An empty shard. Every shard of one server must share `hasher` and
     /// `names`, the series created this interval.
     pub fn with_budget(hasher: Hasher, limits: Limits, names: Arc<NameRegistry>) -> Shard {
+        Shard::with_live_limits(hasher, Arc::new(ArcSwap::from_pointee(limits)), names)
+    }
+
+    /// As [`Shard::with_budget`], each interval bounded by what `limits`
+    /// holds when it starts.
+    pub fn with_live_limits(
+        hasher: Hasher,
+        limits: Arc<ArcSwap<Limits>>,
+        names: Arc<NameRegistry>,
+    ) -> Shard {
         let rng = fastrand::Rng::with_seed(hasher.hash_one(0x5eed_u64));
         Shard {
             counters: Map::with_hasher(hasher.clone()),
@@ -177,7 +190,8 @@ impl Shard {
             stamped: Stamped::new(hasher.clone()),
             intake: IntakeCounts::default(),
             sample_bad_line: None,
-            limits,
+            limits: **limits.load(),
+            next_limits: limits,
             hasher,
             names,
             rng,
@@ -186,7 +200,11 @@ impl Shard {
 
     /// Takes this interval's aggregates out, leaving an empty shard.
     pub fn take(&mut self) -> Shard {
-        let fresh = Shard::with_budget(self.hasher.clone(), self.limits, self.names.clone());
+        let fresh = Shard::with_live_limits(
+            self.hasher.clone(),
+            self.next_limits.clone(),
+            self.names.clone(),
+        );
         std::mem::replace(self, fresh)
     }
 

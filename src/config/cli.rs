@@ -58,7 +58,7 @@ pub struct Cli {
     #[arg(long = "flush-interval", default_value_t = render::DEFAULT_FLUSH_INTERVAL.as_secs_f64())]
     pub flush_interval: f64,
 
-    /// Carbon host; or several destinations, host[:port[:instance]],... ([v6]:port:instance), spread by --graphite-hashing
+    /// Carbon host; or several destinations, host[:port[:instance]],... ([v6]:port:instance), spread by --graphite-hashing; `none`: send nowhere
     #[arg(long = "graphite-host", default_value = "localhost")]
     pub graphite_host: String,
 

@@ -186,7 +186,7 @@ impl Config {
         let target = match ring.destinations.first() {
             _ if cli.console => Target::Console,
             Some(first) => Target::Graphite(first.carbon.clone()),
-            None => Target::Graphite(carbon),
+            None => Target::Nowhere,
         };
         let workers = match cli.workers {
             Some(n) => count("--workers", n, 1, MAX_WORKERS)?,

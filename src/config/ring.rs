@@ -27,7 +27,7 @@ pub struct RingArgs {
 /// Where the lines go, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RingSettings {
-    /// Every destination, in the order given (the ring's order); at least one.
+    /// Every destination, in the order given (the ring's order); none with `--graphite-host none`.
     pub destinations: Vec<Destination>,
     /// Ring type and replication, used from two destinations on.
     pub spread: Spread,
@@ -62,7 +62,11 @@ pub fn ring_settings(
     args: &RingArgs,
     template: &Carbon,
 ) -> Result<RingSettings, String> {
-    let destinations = parse_destinations(hosts, template)?;
+    // `none` (or nothing): no carbon at all, as Etsy without `graphiteHost`.
+    let destinations = match hosts.trim() {
+        "" | "none" => Vec::new(),
+        _ => parse_destinations(hosts, template)?,
+    };
     let replication = args.graphite_replication;
     if !(1..=MAX_REPLICATION).contains(&replication) {
         return Err(format!(

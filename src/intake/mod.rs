@@ -9,6 +9,7 @@ pub mod cell;
 mod etsy_names;
 pub mod framing;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::aggregate::Shard;
@@ -24,8 +25,8 @@ const SHOWN_BYTES: usize = 200;
 /// Settings and logs for the receive paths.
 #[derive(Debug)]
 pub struct Intake {
-    /// Longest accepted line, in bytes.
-    pub max_line_bytes: usize,
+    /// Longest accepted line, in bytes (SIGHUP may change it).
+    pub max_line_bytes: AtomicUsize,
     /// `-d`: report each discarded line on stderr.
     pub debug: bool,
     /// `-d -m TEXT`: echo incoming lines whose name contains TEXT.
@@ -47,7 +48,7 @@ impl Intake {
     /// Intake without debug output, with logs of its own (tools, benches).
     pub fn new(max_line_bytes: usize) -> Intake {
         Intake {
-            max_line_bytes,
+            max_line_bytes: AtomicUsize::new(max_line_bytes),
             debug: false,
             debug_metric: None,
             signed_gauges_set: false,
@@ -67,6 +68,7 @@ impl Intake {
         shard.intake.packets += 1;
         shard.intake.bytes += buf.len() as u64;
         let mut values = Vec::with_capacity(4);
+        let max_line_bytes = self.max_line_bytes.load(Ordering::Relaxed);
         let mut lines = 0u32;
         let mut discarded = false;
         for line in lines_of(buf) {
@@ -74,7 +76,7 @@ impl Intake {
             if self.dump_messages {
                 dump_message(line);
             }
-            match protocol::parse_line_into(line, self.max_line_bytes, &mut values) {
+            match protocol::parse_line_into(line, max_line_bytes, &mut values) {
                 Ok(mut parsed) => {
                     if self.etsy_names {
                         etsy_names::rename(line, &mut parsed.key);

@@ -5,14 +5,15 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{commands, Console, LAST_MESSAGE_TICK};
 use crate::config::MgmtLimits;
+use crate::net::slots::ConnectionSlots;
 
 /// A partial line is taken as a command once the peer pauses this long.
 const PARTIAL_LINE_PAUSE: Duration = Duration::from_millis(100);
@@ -31,10 +32,10 @@ const TOO_LONG: &[u8] = b"ERROR line too long\n";
 pub async fn serve(
     listener: TcpListener,
     console: Arc<Console>,
-    limits: MgmtLimits,
+    limits: Arc<ArcSwap<MgmtLimits>>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = ConnectionSlots::new(limits.load().max_connections.max(1));
     let mut tasks = JoinSet::new();
     let mut tick = tokio::time::interval(LAST_MESSAGE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -45,8 +46,10 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = tick.tick() => console.sample_last_message(),
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => match Arc::clone(&slots).try_acquire_owned() {
+                Ok((stream, _peer)) => match slots.resize_then_try(limits.load().max_connections.max(1)) {
                     Ok(permit) => {
+                        // SIGHUP may change the bounds; a connection keeps those it began with.
+                        let limits = **limits.load();
                         console.stats.accepted.incr();
                         let console = Arc::clone(&console);
                         let stop = shutdown.clone();

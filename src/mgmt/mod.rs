@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
 use crate::flush::{FlushHandle, StatSources};
@@ -62,8 +63,8 @@ pub struct Console {
     sources: StatSources,
     /// `health`'s state: Etsy's `healthStatus` (`up` unless the config says).
     health: Mutex<String>,
-    /// The Etsy config file, for `config`.
-    etsy_file: Option<serde_json::Value>,
+    /// The Etsy config file as last read (SIGHUP reads it again), for `config`.
+    etsy_file: Arc<ArcSwapOption<serde_json::Value>>,
     /// The flush interval in ms, as Etsy writes it in `config`.
     flush_interval_ms: f64,
     /// Unix second a packet was last seen received (the start until then).
@@ -82,11 +83,12 @@ impl Console {
     pub fn new(
         flush: FlushHandle,
         sources: StatSources,
-        etsy_file: Option<serde_json::Value>,
+        etsy_file: Arc<ArcSwapOption<serde_json::Value>>,
         flush_interval: Duration,
     ) -> Console {
         let health = etsy_file
-            .as_ref()
+            .load()
+            .as_deref()
             .and_then(|file| file.get("healthStatus"))
             .and_then(serde_json::Value::as_str)
             .filter(|status| !status.is_empty())
@@ -152,7 +154,7 @@ impl Console {
             Command::Config => {
                 let flushed = self.flush.visit(|flusher| flusher.flushes() > 0).await;
                 let config = config_text::etsy_runtime_config(
-                    self.etsy_file.as_ref(),
+                    self.etsy_file.load().as_deref(),
                     self.flush_interval_ms,
                     flushed.unwrap_or(false),
                 );

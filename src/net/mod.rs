@@ -3,6 +3,7 @@
 //! datagram socket ([`unix`]). What is done
 //! with the bytes is [`crate::intake`]'s concern.
 
+pub mod slots;
 pub mod spread;
 pub mod tcp;
 pub mod udp;

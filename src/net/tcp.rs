@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tokio::io::AsyncReadExt;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::slots::ConnectionSlots;
 use crate::intake::{Intake, LineFramer, ShardCell};
 use crate::protocol::ParseError;
 use crate::stats::Counter;
@@ -84,8 +85,8 @@ struct Shared {
     intake: Arc<Intake>,
     /// Counters.
     stats: Arc<TcpStats>,
-    /// Bounds.
-    limits: TcpLimits,
+    /// Bounds, for connections accepted from now on (SIGHUP may store new ones).
+    limits: Arc<ArcSwap<TcpLimits>>,
     /// Bytes of unended lines held, all connections together.
     pending: AtomicUsize,
     /// The loop's start, for `Open::last_line_ms`.
@@ -128,10 +129,10 @@ pub async fn accept_loop(
     shard: Arc<ShardCell>,
     intake: Arc<Intake>,
     stats: Arc<TcpStats>,
-    limits: TcpLimits,
+    limits: Arc<ArcSwap<TcpLimits>>,
     stop: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = ConnectionSlots::new(limits.load().max_connections);
     let shared = Arc::new(Shared {
         shard,
         intake,
@@ -169,14 +170,13 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let permit = match slots.clone().try_acquire_owned() {
+        slots.resize(shared.limits.load().max_connections);
+        let permit = match slots.try_acquire() {
             Ok(permit) => Some(permit),
-            Err(_) if shared.evict_one() => {
-                tokio::time::timeout(EVICT_WAIT, slots.clone().acquire_owned())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            }
+            Err(_) if shared.evict_one() => tokio::time::timeout(EVICT_WAIT, slots.acquire())
+                .await
+                .ok()
+                .flatten(),
             Err(_) => None,
         };
         let Some(permit) = permit else {
@@ -184,7 +184,7 @@ pub async fn accept_loop(
             shared.intake.logs.intake.error(|| {
                 format!(
                     "refused TCP connection from {peer}: {} connections open (--tcp-max-connections)",
-                    limits.max_connections
+                    slots.size()
                 )
             });
             continue;
@@ -240,7 +240,7 @@ enum End {
 
 /// Splits a TCP stream into lines, reassembling lines cut across reads.
 async fn connection(mut stream: tokio::net::TcpStream, shared: &Shared, open: &Open) -> End {
-    let limits = shared.limits;
+    let limits = **shared.limits.load();
     let mut framer = LineFramer::new(limits.max_line_bytes);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut held = 0;

@@ -83,6 +83,12 @@ impl Backlog {
         }
     }
 
+    /// New bounds, kept from the next [`Backlog::push`] on.
+    pub fn set_bounds(&mut self, max_bytes: usize, max_lines: usize) {
+        self.max_bytes = max_bytes;
+        self.max_lines = max_lines;
+    }
+
     /// Adds a payload; returns what was dropped, oldest first, to stay
     /// within the bounds (payloads an attempt is sending are pushed out too,
     /// but not counted here: see [`Backlog::delivered`], [`Backlog::failed`]).

@@ -44,6 +44,9 @@ pub enum Target {
     Graphite(Carbon),
     /// Standard output (`--console`).
     Console,
+    /// No carbon (`--graphite-host none`, or an Etsy config without
+    /// `graphiteHost`): flushes are computed and sent nowhere.
+    Nowhere,
 }
 
 impl std::fmt::Display for Target {
@@ -52,6 +55,7 @@ impl std::fmt::Display for Target {
             Target::Graphite(c) if c.host.contains(':') => write!(f, "[{}]:{}", c.host, c.port),
             Target::Graphite(c) => write!(f, "{}:{}", c.host, c.port),
             Target::Console => f.write_str("stdout"),
+            Target::Nowhere => f.write_str("nowhere (--graphite-host none)"),
         }
     }
 }
@@ -143,6 +147,8 @@ impl Deliver for Target {
                 Ok(confirmed())
             }
             Target::Graphite(carbon) => carbon::send(carbon, &batch).await,
+            // No publisher is started for it; were one, nothing is written.
+            Target::Nowhere => Ok(confirmed()),
         }
     }
 }

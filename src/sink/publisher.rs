@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -58,6 +59,8 @@ pub struct Publisher<D: Deliver = super::Target> {
     retarget: Option<Retarget<D>>,
     /// Attempts in flight at once (writing or waiting for confirmation).
     max_unconfirmed: usize,
+    /// The backlog's bounds in force, and where a reload stores new ones.
+    limits: (BacklogLimits, Option<Arc<ArcSwap<BacklogLimits>>>),
 }
 
 /// Gives a new target when a reload stored one since the last call.
@@ -81,6 +84,7 @@ impl<D: Deliver> Publisher<D> {
             max_retry: max_retry.max(FIRST_RETRY),
             retarget: None,
             max_unconfirmed: DEFAULT_MAX_UNCONFIRMED,
+            limits: (limits, None),
         }
     }
 
@@ -97,8 +101,22 @@ impl<D: Deliver> Publisher<D> {
         self
     }
 
+    /// Takes the backlog's bounds from `limits` as each payload arrives
+    /// (a reload may store new ones there).
+    pub fn with_live_limits(mut self, limits: Arc<ArcSwap<BacklogLimits>>) -> Publisher<D> {
+        self.limits.1 = Some(limits);
+        self
+    }
+
     /// Keeps a payload the moment it exists; the bound drops the oldest.
     fn enqueue(&mut self, payload: Payload) {
+        if let Some(live) = &self.limits.1 {
+            let now = **live.load();
+            if now != self.limits.0 {
+                self.backlog.set_bounds(now.max_bytes, now.max_lines);
+                self.limits.0 = now;
+            }
+        }
         let dropped = self.backlog.push(payload);
         self.count_dropped(dropped.lines);
         self.show_backlog();

@@ -207,3 +207,36 @@ async fn payloads_pushed_out_of_a_slow_attempt_that_delivers_count_as_published(
     assert_eq!(stats.backlog_dropped_lines.get(), 0);
     assert_eq!(stats.backlog_lines.get(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn new_backlog_bounds_apply_from_the_next_payload() {
+    // Carbon down throughout: everything waits in the backlog.
+    let (publisher, stats, _attempts) = bounded_publisher(usize::MAX, false, 1 << 20);
+    let live = Arc::new(arc_swap::ArcSwap::from_pointee(BacklogLimits {
+        max_bytes: 1 << 20,
+        max_lines: 0,
+    }));
+    let publisher = publisher.with_live_limits(live.clone());
+    let (payloads, incoming) = mpsc::unbounded_channel();
+    let run = tokio::spawn(publisher.run(incoming, Duration::from_secs(1)));
+    for _ in 0..3 {
+        payloads.send(payload(10)).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(stats.backlog_lines.get(), 30);
+    // A reload halves the line bound: the next payload pushes out the oldest.
+    live.store(Arc::new(BacklogLimits {
+        max_bytes: 1 << 20,
+        max_lines: 20,
+    }));
+    payloads.send(payload(10)).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(stats.backlog_lines.get(), 20);
+    assert_eq!(
+        stats.backlog_dropped_lines.get(),
+        20,
+        "counted, never silent"
+    );
+    drop(payloads);
+    run.await.unwrap();
+}

@@ -129,6 +129,21 @@ pub fn lines_until(lines: &Receiver<String>, from: &str, text: &str) -> Vec<Stri
     }
 }
 
+/// Writes `text` as `name` in a fresh directory (kept while the guard lives).
+pub fn config_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write the config file");
+    (dir, path)
+}
+
+/// Replaces a file's contents in one step (a reader never sees half).
+pub fn rewrite(path: &Path, text: &str) {
+    let new = path.with_extension("new");
+    std::fs::write(&new, text).expect("write the new config");
+    std::fs::rename(&new, path).expect("move the new config in place");
+}
+
 /// Every line received so far, without waiting.
 pub fn drain(lines: &Receiver<String>) -> Vec<String> {
     lines.try_iter().collect()

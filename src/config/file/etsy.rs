@@ -140,6 +140,14 @@ pub fn map(config: &Value) -> Result<Mapped, KeyError> {
             },
         }
     }
+    // Etsy's graphite backend sends only when graphiteHost is set.
+    if !object.contains_key("graphiteHost") && !out.groups.iter().any(|g| g.flag == "console") {
+        out.groups
+            .push(Group::with("graphiteHost", "graphite-host", "none"));
+        out.warnings.push(
+            "config key graphiteHost is not set: nothing is sent to carbon, as Etsy statsd does (set graphiteHost, or --graphite-host)".into(),
+        );
+    }
     // Etsy: deleteIdleStats is the default of each delete*, each may override it.
     for (key, flag) in [
         ("deleteGauges", "delete-gauges"),

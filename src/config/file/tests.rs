@@ -298,6 +298,12 @@ fn reload_applies_render_and_target_and_refuses_the_rest() {
     let slots = Slots {
         flush: Arc::new(arc_swap::ArcSwap::from_pointee(running.flush.clone())),
         target: Arc::new(arc_swap::ArcSwap::from_pointee(running.target.clone())),
+        intake_limits: Arc::new(arc_swap::ArcSwap::from_pointee(running.limits)),
+        intake: Arc::new(crate::intake::Intake::new(running.limits.max_line_bytes)),
+        tcp: Arc::new(arc_swap::ArcSwap::from_pointee(running.tcp)),
+        mgmt: Arc::new(arc_swap::ArcSwap::from_pointee(running.mgmt)),
+        backlog: Arc::new(arc_swap::ArcSwap::from_pointee(running.backlog)),
+        etsy_file: Arc::new(arc_swap::ArcSwapOption::empty()),
     };
     std::fs::write(
         &path,
