@@ -55,8 +55,10 @@ class Carbon:
     """Plaintext carbon listener that keeps running sums, not every line,
     so a 1M-name flush does not eat the memory and CPU the servers need."""
 
-    def __init__(self, count_prefix, multiplier, flush_gap=None):
+    def __init__(self, count_prefix, multiplier, flush_gap=None, count_suffix=""):
         self.count_prefix = count_prefix.encode()
+        # Only paths ending so are summed (timers: `.count`); "" takes all.
+        self.count_suffix = count_suffix.encode()
         self.multiplier = multiplier
         # Servers that end a flush with no marker line (collectd): a pause of
         # flush_gap seconds between chunks separates two flushes.
@@ -119,7 +121,7 @@ class Carbon:
     def _parse(self, chunks):
         buf = b""
         cur = self._new_flush()
-        cp, mult = self.count_prefix, self.multiplier
+        cp, mult, cs = self.count_prefix, self.multiplier, self.count_suffix
         try:
             while True:
                 item = chunks.get()
@@ -139,7 +141,7 @@ class Carbon:
                     if cur["t_first"] is None:
                         cur["t_first"] = now
                     cur["lines"] += 1
-                    if line.startswith(cp):
+                    if line.startswith(cp) and (not cs or line.split(b" ")[0].endswith(cs)):
                         cur["bench_lines"] += 1
                         cur["bench_sum"] += float(line.split(b" ")[1]) * mult
                     elif line.startswith(META_PREFIXES):
@@ -500,12 +502,12 @@ class Floor:
 class Session:
     """One server process with its own fake carbon."""
 
-    def __init__(self, server, fi, workdir, extra=()):
+    def __init__(self, server, fi, workdir, extra=(), spec=None):
         self.server = server
         extra = list(extra)
         self.fi = fi
-        prefix, mult = server.count_spec(fi)
-        self.carbon = Carbon(prefix, mult, server.flush_gap)
+        prefix, mult, suffix = spec or (*server.count_spec(fi), "")
+        self.carbon = Carbon(prefix, mult, server.flush_gap, suffix)
         self.port = free_port()
         cmd = as_user(server.command(self.port, self.carbon.port, fi, workdir) + extra)
         self.cmdline = " ".join(cmd).replace(f" {self.port} ", " PORT ").replace(
@@ -714,6 +716,75 @@ def measure_names(server, bench_bin, n, fi, workdir):
             s.close()
 
 
+TIMER_NAMES, TIMER_SAMPLES, TIMER_RATE = 100_000, 10, 100_000
+
+
+def measure_timers(server, bench_bin, fi, workdir, quiet):
+    """TIMER_NAMES timers, TIMER_SAMPLES samples each, within one flush
+    interval as far as the rate allows; lines counted are the `.count` lines
+    of the bench's timers at carbon (both servers write the raw count)."""
+    extra = ["--max-names", str(2 * TIMER_NAMES)] if server.name == "ours" else []
+    s = Session(server, fi, workdir, extra, spec=(f"stats.timers.{PREFIX}.ms.", 1.0, ".count"))
+    r = {"server": server.name, "timers": TIMER_NAMES, "samples": TIMER_SAMPLES, "server_cmd": s.cmdline}
+    try:
+        if not s.wait_flushes(1, fi * 3 + 10):
+            raise RuntimeError(f"{server.name}: no flush reached carbon")
+        r["busy_before"] = wait_quiet(*quiet)
+        cpu0, drops0 = proc_cpu(s.proc.pid), udp_drops(s.port)
+        t0 = time.monotonic()
+        lines = TIMER_NAMES * TIMER_SAMPLES
+        b, bcmd = run_bench(bench_bin, s.port, [
+            "--types", "ms", "--rate", str(TIMER_RATE), "--lines", str(lines),
+            "--names", str(TIMER_NAMES), "--lines-per-datagram", "20", "--max-duration", "120",
+        ], 180)
+        t_end = time.monotonic()
+        r["bench_cmd"] = bcmd
+        r["drained"] = s.wait_drained(t_end, fi * 4 + 120, zero_flushes=1)
+        cpu1 = proc_cpu(s.proc.pid)
+        r["hwm_kib"] = proc_status(s.proc.pid, "VmHWM")
+        r["kernel_drops"] = udp_drops(s.port) - drops0
+        r["exit_code"] = s.close()
+        _, total, _ = s.carbon.snapshot()
+        counted = round(total)
+        r.update({
+            "offered": b["lines"], "counted": counted,
+            "loss_pct": 100.0 * (1 - counted / b["lines"]) if b["lines"] else 0.0,
+            "cpu_s": cpu1 - cpu0, "wall_s": time.monotonic() - t0,
+            "ns_per_line": (cpu1 - cpu0) * 1e9 / counted if counted else None,
+        })
+        return r
+    finally:
+        if s.proc.poll() is None:
+            s.close()
+
+
+def timers_markdown(results, servers, fi):
+    L = ["## Many timers\n",
+         f"{TIMER_NAMES:,} timers × {TIMER_SAMPLES} samples each (`--types ms`, 20-line datagrams at "
+         f"{TIMER_RATE // 1000}k lines/s, flush interval {fi} s). Lines counted: the `.count` of every "
+         "bench timer at carbon. CPU: the server's from before the load until its flushes carry no "
+         "more bench timers (rendering every percentile included), per counted line.\n",
+         "| server | lines offered | lines counted | loss | server CPU per counted line | "
+         "ours / this server's CPU | peak RSS | kernel drops |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    by = {}
+    for srv in servers:
+        rs = [r for r in results if r["server"] == srv.name and "error" not in r]
+        if rs:
+            by[srv.name] = (srv, {k: med([r[k] for r in rs]) for k in
+                                  ("offered", "counted", "loss_pct", "ns_per_line", "hwm_kib", "kernel_drops")})
+        for r in results:
+            if r["server"] == srv.name and "error" in r:
+                L.append(f"| {srv.label} | failed: {r['error'][:80]} |||||||")
+    ours = by.get("ours", (None, {}))[1].get("ns_per_line")
+    for name, (srv, m) in by.items():
+        ratio = f"{ours / m['ns_per_line']:.3f}" if ours and m["ns_per_line"] else "n/a"
+        L.append(f"| {srv.label} | {m['offered']:,.0f} | {m['counted']:,.0f} | {m['loss_pct']:.1f} % | "
+                 f"{fmt(m['ns_per_line'], ',.0f')} ns | {ratio} | {m['hwm_kib'] / 1024:.1f} MiB | "
+                 f"{m['kernel_drops']:,.0f} |")
+    return L
+
+
 def check_ours(ours, bench_bin, workdir):
     """True when our binary runs as a server and its counts reach carbon."""
     try:
@@ -796,7 +867,7 @@ def load_label(rate, lpd):
 PROXY_MARK = "<!-- written by bench/proxy.sh -->"
 
 
-def write_markdown(path, args, mach, loads, names, servers, notes, argv):
+def write_markdown(path, args, mach, loads, names, servers, notes, argv, timers=()):
     L = []
     L.append("# Benchmarks\n")
     L.append("Our statsd against Etsy's statsd 0.9.0 (node) and collectd's statsd plugin (C) on the same machine,")
@@ -899,6 +970,9 @@ def write_markdown(path, args, mach, loads, names, servers, notes, argv):
                      f"{secs(r['flush_transfer_s'])} | {r['rss_after_kib'] / 1024:.1f} MiB | "
                      f"{r['hwm_kib'] / 1024:.1f} MiB |")
 
+    if timers:
+        L.append("")
+        L.extend(timers_markdown(timers, servers, getattr(args, "names_flush_interval", 15)))
     L.append("\n## Reading these figures\n")
     L.append("- The machine's 2 cores are shared with other work; the \"other CPU load\" column shows how much "
              "of them it took during each load. At 4M lines/s our server and the generator (which pays the kernel's "
@@ -994,6 +1068,9 @@ def main():
                     help="comma list of LINESxRATE, e.g. 20x4m = 4M lines/s as 20-line datagrams")
     ap.add_argument("--names-sizes", default="100000,1000000")
     ap.add_argument("--no-names", action="store_true")
+    ap.add_argument("--no-timers", action="store_true",
+                    help="skip the many-timers test (100k timers x 10 samples)")
+    ap.add_argument("--timers-servers", default="ours,etsy", help="servers for the many-timers test")
     ap.add_argument("--servers", default="ours,etsy,collectd,floor",
                     help="comma list of ours, etsy, collectd (statsd plugin), floor (bench/floor)")
     ap.add_argument("--names-servers", default="ours,etsy,collectd",
@@ -1016,11 +1093,11 @@ def main():
     if args.render_only:
         saved = json.loads(Path(args.render_only).read_text())
         sargs = argparse.Namespace(**saved["args"])
-        names_in = {r["server"] for r in saved["loads"] + saved["names"]}
+        names_in = {r["server"] for r in saved["loads"] + saved["names"] + saved.get("timers", [])}
         servers = [s for s in (Ours(None, []), Etsy(None), Collectd(), Floor(None)) if s.name in names_in]
         argv = sargs.argv.split() if sargs.argv is not None else []
         write_markdown(args.output, sargs, saved["machine"], saved["loads"], saved["names"],
-                       servers, saved.get("notes", []), argv)
+                       servers, saved.get("notes", []), argv, saved.get("timers", []))
         log(f"wrote {args.output}")
         return
     if args.quick:
@@ -1090,12 +1167,30 @@ def main():
                     log(f"  failed: {e}")
                 name_results.append(r)
 
+    timer_results = []
+    if not args.no_timers:
+        timers_wanted = {x.strip() for x in args.timers_servers.split(",")}
+        for rep in range(min(args.reps, 2)):
+            for srv in servers:
+                if srv.self_counting or srv.name not in timers_wanted:
+                    continue
+                log(f"rep {rep + 1}: {srv.name} with {TIMER_NAMES:,} timers x {TIMER_SAMPLES} samples")
+                try:
+                    r = measure_timers(srv, args.bench_bin, args.names_flush_interval, workdir,
+                                       (args.quiet_cores, args.quiet_wait))
+                    log(f"  {r}")
+                except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+                    r = {"server": srv.name, "error": str(e)}
+                    log(f"  failed: {e}")
+                timer_results.append(r)
+
     out = ROOT / "target/bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
-        {"machine": mach, "args": vars(args), "notes": notes, "loads": load_results, "names": name_results}, indent=1))
+        {"machine": mach, "args": vars(args), "notes": notes, "loads": load_results, "names": name_results,
+         "timers": timer_results}, indent=1))
     write_markdown(args.output, args, mach, load_results, name_results, servers, notes,
-                   args.argv.split() if args.argv is not None else sys.argv[1:])
+                   args.argv.split() if args.argv is not None else sys.argv[1:], timer_results)
     log(f"wrote {args.output} and {out / 'results.json'}")
     shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,7 +1,9 @@
 //! One flush of N distinct counter names, stage by stage, for time and
 //! memory (and instruction counts under callgrind):
 //! `target/release/examples/flush_profile 1000000` prints the ingest, merge
-//! and render times and the peak RSS after each stage.
+//! and render times and the peak RSS after each stage;
+//! `flush_profile 100000 10` does the same for 100k timers of 10 samples
+//! each (values `i % 1000`, sent name after name as statsd-bench does).
 
 use std::time::Instant;
 
@@ -35,6 +37,11 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
+    // Timer samples per name; 0: one counter line per name.
+    let samples: usize = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     let hasher = Hasher::default();
     let limits = Limits {
         max_names: 2 * names,
@@ -49,9 +56,15 @@ fn main() {
     let intake = Intake::new(limits.max_line_bytes);
     let started = Instant::now();
     let mut datagram = String::new();
-    for i in 0..names {
-        datagram.push_str(&format!("bench.c.{i}:1|c\n"));
-        if i % 20 == 19 || i + 1 == names {
+    let lines = names * samples.max(1);
+    for k in 0..lines {
+        let i = k % names;
+        if samples == 0 {
+            datagram.push_str(&format!("bench.c.{i}:1|c\n"));
+        } else {
+            datagram.push_str(&format!("bench.ms.{i}:{}|ms\n", i % 1000));
+        }
+        if k % 20 == 19 || k + 1 == lines {
             intake.ingest(&mut shards[0], datagram.as_bytes());
             datagram.clear();
         }
