@@ -3,14 +3,14 @@
 
 use super::sort::sort_by_name;
 use super::stamped::StampedValues;
-use super::{saturate, GaugeState, GaugeUpdate, IntakeCounts, Map, Shard, TimerSamples};
+use super::{GaugeState, GaugeUpdate, IntakeCounts, Map, Name, Shard, TimerSamples};
 use crate::protocol::ParseError;
 
 /// Everything one flush writes: the merge of all shards, plus gauge state.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Counter sums of the interval.
-    pub counters: Vec<(Box<str>, f64)>,
+    pub counters: Vec<(Name, f64)>,
     /// Gauges updated in the interval, with their new values.
     pub gauges: Vec<(Box<str>, f64)>,
     /// Timers of the interval.
@@ -65,8 +65,7 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
             first.sample_bad_line = shard.sample_bad_line;
         }
         for (key, sum) in shard.counters {
-            let total = first.counters.entry(key).or_insert(0.0);
-            *total = saturate(*total + sum);
+            first.counters.merge_one(key, sum);
         }
         for (key, timer) in shard.timers {
             first
@@ -93,7 +92,7 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
     (snapshot.stamped_counters, snapshot.stamped_gauges) = first.stamped.into_sorted();
     snapshot.intake = first.intake;
     snapshot.sample_bad_line = first.sample_bad_line;
-    snapshot.counters = first.counters.into_iter().collect();
+    snapshot.counters = first.counters.into_entries();
     snapshot.timers = first.timers.into_iter().collect();
     snapshot.sets = first
         .sets

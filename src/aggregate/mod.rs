@@ -7,6 +7,7 @@
 //! - [`stamped`]: values with their own timestamp (`|T`).
 //! - [`merge`](mod@merge): shards -> [`Snapshot`].
 
+mod counters;
 mod gauge;
 mod merge;
 mod names;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use crate::protocol::{self, ParseError, Value};
 
+pub use counters::CounterMap;
 pub use gauge::{GaugeState, GaugeUpdate};
 pub use merge::{merge, Snapshot};
 pub use names::{NameRegistry, SeriesKind};
@@ -34,6 +36,10 @@ pub use timer::TimerSamples;
 pub type Hasher = ahash::RandomState;
 
 type Map<V> = HashMap<Box<str>, V, Hasher>;
+
+/// A counter's name: up to 24 bytes are held inline, without an allocation
+/// of their own (a boxed name of any length costs a 32-byte heap chunk).
+pub type Name = compact_str::CompactString;
 
 /// Set members are stored as their keyed hash: hashing them again is waste.
 type MemberSet = HashSet<u64, BuildNoHashHasher<u64>>;
@@ -135,7 +141,7 @@ impl IntakeCounts {
 #[derive(Debug, Clone)]
 pub struct Shard {
     /// Counter sums of `value / rate`.
-    pub counters: Map<f64>,
+    pub counters: CounterMap,
     /// Gauge changes.
     pub gauges: Map<GaugeUpdate>,
     /// Timer samples.
@@ -183,7 +189,7 @@ impl Shard {
     ) -> Shard {
         let rng = fastrand::Rng::with_seed(hasher.hash_one(0x5eed_u64));
         Shard {
-            counters: Map::with_hasher(hasher.clone()),
+            counters: CounterMap::new(hasher.clone()),
             gauges: Map::with_hasher(hasher.clone()),
             timers: Map::with_hasher(hasher.clone()),
             sets: Map::with_hasher(hasher.clone()),
@@ -250,16 +256,12 @@ impl Shard {
         };
         for value in values {
             match *value {
-                Value::Counter { value, rate } => match self.counters.entry_ref(key) {
-                    EntryRef::Occupied(mut sum) => {
-                        let sum = sum.get_mut();
-                        *sum = saturate(*sum + value / rate);
+                Value::Counter { value, rate } => {
+                    let admit = || budget.has_room(SeriesKind::Counter);
+                    if !self.counters.add(key, value / rate, admit) {
+                        return false;
                     }
-                    EntryRef::Vacant(slot) if budget.has_room(SeriesKind::Counter) => {
-                        slot.insert(saturate(value / rate));
-                    }
-                    EntryRef::Vacant(_) => return false,
-                },
+                }
                 Value::Gauge { value, delta } => {
                     let update = match self.gauges.entry_ref(key) {
                         EntryRef::Occupied(update) => update.into_mut(),
@@ -391,7 +393,7 @@ mod tests {
     fn counters_add_with_rate() {
         let mut s = shard();
         ingest(&mut s, "a:1|c\na:2|c|@0.5\n");
-        assert_eq!(s.counters.get("a"), Some(&5.0));
+        assert_eq!(s.counters.get("a"), Some(5.0));
         assert_eq!(s.intake.lines, 2);
     }
 
@@ -458,8 +460,8 @@ mod tests {
             "c:1e308|c\nc:1e308|c\nr:1|c|@5e-324\nt:1e308|ms|@5e-324\nt:1e308|ms",
         );
         ingest(&mut s, "g:-1e308|g\ng:-1e308|g");
-        assert_eq!(s.counters["c"], f64::MAX);
-        assert_eq!(s.counters["r"], f64::MAX);
+        assert_eq!(s.counters.get("c"), Some(f64::MAX));
+        assert_eq!(s.counters.get("r"), Some(f64::MAX));
         assert_eq!(
             (s.timers["t"].sum, s.timers["t"].count),
             (f64::MAX, f64::MAX)
@@ -481,7 +483,7 @@ mod tests {
         );
         ingest(&mut s, "a:1|c\nb:1|c\nc:1|c\na:1|c");
         assert_eq!(s.counters.len(), 2);
-        assert_eq!(s.counters["a"], 2.0);
+        assert_eq!(s.counters.get("a"), Some(2.0));
         assert_eq!(s.intake.names_refused, 1);
         assert_eq!(s.intake.lines, 3);
     }

@@ -5,7 +5,7 @@
 //! compared in full. The order is exactly `str`'s (byte-wise).
 
 /// Sorts `entries` by name, as `sort_unstable_by(|a, b| a.0.cmp(&b.0))`.
-pub fn sort_by_name<T>(entries: &mut [(Box<str>, T)]) {
+pub fn sort_by_name<K: AsRef<str> + Ord, T>(entries: &mut [(K, T)]) {
     if entries.len() < 64 || u32::try_from(entries.len()).is_err() {
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         return;
@@ -14,7 +14,7 @@ pub fn sort_by_name<T>(entries: &mut [(Box<str>, T)]) {
     let mut order: Vec<(u64, u32)> = entries
         .iter()
         .enumerate()
-        .map(|(i, (name, _))| (key_after(name.as_bytes(), common), i as u32))
+        .map(|(i, (name, _))| (key_after(name.as_ref().as_bytes(), common), i as u32))
         .collect();
     order.sort_unstable_by(|a, b| {
         a.0.cmp(&b.0)
@@ -24,11 +24,13 @@ pub fn sort_by_name<T>(entries: &mut [(Box<str>, T)]) {
 }
 
 /// Length of the prefix every name shares.
-fn common_prefix<T>(entries: &[(Box<str>, T)]) -> usize {
-    let first = entries.first().map_or(&b""[..], |e| e.0.as_bytes());
+fn common_prefix<K: AsRef<str>, T>(entries: &[(K, T)]) -> usize {
+    let first = entries
+        .first()
+        .map_or(&b""[..], |e| e.0.as_ref().as_bytes());
     let mut common = first.len();
     for (name, _) in entries {
-        let name = name.as_bytes();
+        let name = name.as_ref().as_bytes();
         common = common.min(name.len());
         common = first[..common]
             .iter()

@@ -49,7 +49,7 @@ pub fn list(kind: Kind, shards: &[Arc<ShardCell>], gauges: &GaugeState) -> Vec<(
             for cell in shards {
                 let copy = cell.with(|shard| shard.counters.clone());
                 for (name, sum) in copy {
-                    *sums.entry(name).or_insert(0.0) += sum;
+                    *sums.entry(name.as_str().into()).or_insert(0.0) += sum;
                 }
             }
             sums.into_iter()

@@ -124,13 +124,17 @@ impl IdleSeries {
 }
 
 /// Appends an entry for each idle name, then sorts by name again.
-fn fill_sorted<V>(list: &mut Vec<(Box<str>, V)>, idle: Vec<Box<str>>, zero: impl Fn(&str) -> V) {
+fn fill_sorted<K: From<Box<str>> + Ord, V>(
+    list: &mut Vec<(K, V)>,
+    idle: Vec<Box<str>>,
+    zero: impl Fn(&str) -> V,
+) {
     if idle.is_empty() {
         return;
     }
     list.extend(idle.into_iter().map(|name| {
         let value = zero(&name);
-        (name, value)
+        (name.into(), value)
     }));
     list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
 }

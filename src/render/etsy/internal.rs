@@ -104,9 +104,13 @@ impl EtsyInternal {
 }
 
 /// Adds to a series' value, or inserts it where the name sorts.
-fn insert_sorted(list: &mut Vec<(Box<str>, f64)>, name: Box<str>, value: f64) {
-    match list.binary_search_by(|e| e.0.cmp(&name)) {
+fn insert_sorted<K: AsRef<str> + From<Box<str>>>(
+    list: &mut Vec<(K, f64)>,
+    name: Box<str>,
+    value: f64,
+) {
+    match list.binary_search_by(|e| e.0.as_ref().cmp(&*name)) {
         Ok(at) => list[at].1 += value,
-        Err(at) => list.insert(at, (name, value)),
+        Err(at) => list.insert(at, (name.into(), value)),
     }
 }
