@@ -33,6 +33,7 @@ fn report(stage: &str, started: Instant) {
 }
 
 fn main() {
+    statsd::memory::give_back_large_blocks();
     let names: usize = std::env::args()
         .nth(1)
         .and_then(|n| n.parse().ok())

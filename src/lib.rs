@@ -29,6 +29,7 @@
 //! - [`mgmt`]: Etsy's TCP management console (`stats`, `counters`, `health`, ...).
 //! - [`alert`]: `-a` mode: health -> NSCA passive check for Nagios.
 //! - [`logging`]: rate-limited messages on stderr.
+//! - [`memory`]: the allocator's thresholds, so a big flush's memory goes back.
 //! - [`proxy`]: `--proxy`: the UDP workers forward to aggregators placed by
 //!   Etsy's proxy.js ring (health-checked) instead of aggregating.
 //! - [`server`]: wiring only: `run(listeners, config, shutdown)`.
@@ -44,6 +45,7 @@ pub mod config;
 pub mod flush;
 pub mod intake;
 pub mod logging;
+pub mod memory;
 pub mod mgmt;
 pub mod net;
 pub mod protocol;

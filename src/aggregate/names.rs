@@ -8,6 +8,9 @@ use parking_lot::Mutex;
 
 use super::Hasher;
 
+/// Largest registry kept allocated across a reset (entries).
+const KEEP_CAPACITY: usize = 1 << 17;
+
 /// The series created this interval, by keyed hash of kind and name.
 #[derive(Debug, Default)]
 pub struct NameRegistry {
@@ -48,8 +51,11 @@ impl NameRegistry {
     /// Starts a new interval.
     pub fn reset(&self) {
         let mut seen = self.seen.lock();
-        // Keep the allocation for the next interval unless it was a flood.
-        if seen.capacity() > 4 * seen.len().max(1024) {
+        // A small table is kept for the next interval; a large one (9 bytes
+        // a bucket: 18 MiB at a million names) is freed, since the flush
+        // that follows the reset holds the interval's names and its payload
+        // at once, and it is that peak an operator sizes memory for.
+        if seen.capacity() > KEEP_CAPACITY {
             *seen = HashSet::default();
         } else {
             seen.clear();

@@ -50,6 +50,7 @@ fn cancel_on_signal(
 const LOG_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> ExitCode {
+    statsd::memory::give_back_large_blocks();
     let status = run();
     statsd::logging::drain(LOG_DRAIN);
     status
