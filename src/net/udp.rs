@@ -65,14 +65,10 @@ const IDLE_PAUSE_MIN: Duration = Duration::from_micros(20);
 /// Kernel bookkeeping per queued datagram beyond its payload (skb truesize:
 /// 1280 bytes for a 340-byte datagram on loopback; generous on purpose).
 const SKB_OVERHEAD: usize = 2048;
-/// Datagrams per second a pause after a quiet spell must survive without
-/// overflowing half the receive buffer: about what one sender on loopback
-/// can offer.
+/// Datagrams per second a pause must survive without overflowing half the
+/// receive buffer, however quiet the socket was before: about what one
+/// sender on loopback can offer.
 const BURST_RATE: f64 = 250_000.0;
-/// A receive call that took longer than this waited for its first datagram:
-/// the queue had been empty, so the rate measured says little about what
-/// comes next (one that found datagrams waiting returns in microseconds).
-const BLOCKED: Duration = Duration::from_micros(100);
 /// Datagrams taken per `recvmmsg` call.
 const RECV_BATCH: usize = 32;
 
@@ -159,14 +155,12 @@ impl RecvBatch {
 /// call takes many datagrams instead of waking up for each one: most of the
 /// CPU per datagram at moderate rates is the wake-up. The arrival rate is
 /// measured over the whole last cycle (pause, wait and work), and the wait
-/// lets the queue fill at most an eighth of the receive buffer at that rate
-/// (so the rate may grow eightfold meanwhile). When the receive call had to
-/// wait for its first datagram, traffic may just be starting after a quiet
-/// spell, and the pause is also capped so that a burst at [`BURST_RATE`]
-/// fills at most half the buffer: with a stock kernel's 208 KiB that is a
-/// fraction of a millisecond, so an unprivileged daemon loses nothing to its
-/// own pauses when a burst starts. Under full load batches come back full
-/// and no pause happens at all.
+/// lets the queue fill at most an eighth of the receive buffer at that rate.
+/// It is also capped so that a burst at [`BURST_RATE`] arriving during the
+/// pause fills at most half the buffer: with a stock kernel's 208 KiB that is
+/// a fraction of a millisecond, so an unprivileged daemon loses nothing to
+/// its own pauses. Under full load batches come back full and no pause
+/// happens at all.
 struct IdlePause {
     /// The socket's receive buffer, as the kernel reports it.
     buffer: usize,
@@ -193,25 +187,23 @@ impl IdlePause {
         self.bytes += bytes;
     }
 
-    /// How long to wait after a drain (`blocked`: the receive call waited
-    /// for its first datagram); resets the cycle.
-    fn wait(&mut self, blocked: bool) -> Duration {
+    /// How long to wait after a drain; resets the cycle.
+    fn wait(&mut self) -> Duration {
         let elapsed = self.since.elapsed().as_secs_f64().max(1e-6);
         let rate = self.datagrams as f64 / elapsed;
         let per_datagram = (self.bytes / self.datagrams.max(1) + SKB_OVERHEAD) as f64;
         let capacity = self.buffer as f64 / per_datagram;
-        let mut wait = (capacity / 8.0 / rate.max(1.0)).min(IDLE_PAUSE_MAX.as_secs_f64());
-        if blocked {
-            wait = wait.min(capacity / 2.0 / BURST_RATE);
-        }
+        let wait = (capacity / 8.0 / rate.max(1.0))
+            .min(capacity / 2.0 / BURST_RATE)
+            .min(IDLE_PAUSE_MAX.as_secs_f64());
         self.datagrams = 0;
         self.bytes = 0;
         self.since = Instant::now();
         Duration::from_secs_f64(wait)
     }
 
-    fn after_drain(&mut self, blocked: bool) {
-        let wait = self.wait(blocked);
+    fn after_drain(&mut self) {
+        let wait = self.wait();
         if wait >= IDLE_PAUSE_MIN {
             std::thread::sleep(wait);
         }
@@ -279,14 +271,12 @@ pub fn receive_loop<S: AsFd + AsRawFd>(
     );
     loop {
         let stopping = stop.is_cancelled();
-        let asked = Instant::now();
         match batch.recv(&socket, stopping) {
             Ok(received) => {
-                let blocked = asked.elapsed() > BLOCKED;
                 let bytes = handle(&batch, received);
                 pause.count(received, bytes);
                 if received < RECV_BATCH && !stopping {
-                    pause.after_drain(blocked);
+                    pause.after_drain();
                 }
             }
             Err(e)
@@ -395,11 +385,11 @@ mod tests {
     use super::*;
 
     /// A pause measured `ago` after `datagrams` of 340 bytes arrived.
-    fn pause_after(buffer: usize, datagrams: usize, ago: Duration, blocked: bool) -> Duration {
+    fn pause_after(buffer: usize, datagrams: usize, ago: Duration) -> Duration {
         let mut pause = IdlePause::new(buffer);
         pause.since = Instant::now() - ago;
         pause.count(datagrams, datagrams * 340);
-        pause.wait(blocked)
+        pause.wait()
     }
 
     #[test]
@@ -408,31 +398,20 @@ mod tests {
         let stock = 2 * 212_992;
         // One datagram after a second of silence: the rate says nothing
         // about the burst that may follow, so the burst cap holds.
-        let wait = pause_after(stock, 1, Duration::from_secs(1), true);
+        let wait = pause_after(stock, 1, Duration::from_secs(1));
         let half_at_burst = stock as f64 / (340 + SKB_OVERHEAD) as f64 / 2.0 / BURST_RATE;
         assert!(wait.as_secs_f64() <= half_at_burst + 1e-9, "{wait:?}");
         assert!(wait < Duration::from_micros(500), "{wait:?}");
     }
 
     #[test]
-    fn steady_traffic_at_a_stock_buffer_pauses_for_an_eighth_of_it() {
-        // 10k datagrams/s, each call finding datagrams waiting: the pause
-        // lets an eighth of the buffer fill, past the burst cap.
-        let stock = 2 * 212_992;
-        let wait = pause_after(stock, 10, Duration::from_millis(1), false);
-        let eighth = stock as f64 / (340 + SKB_OVERHEAD) as f64 / 8.0 / 10_000.0;
-        assert!((wait.as_secs_f64() - eighth).abs() < 2e-4, "{wait:?}");
-        assert!(wait > pause_after(stock, 10, Duration::from_millis(1), true));
-    }
-
-    #[test]
     fn a_large_buffer_at_a_moderate_rate_pauses_up_to_the_maximum() {
         // 32 MiB (root's SO_RCVBUFFORCE) at 10k datagrams/s.
-        let wait = pause_after(64 << 20, 100, Duration::from_millis(10), true);
+        let wait = pause_after(64 << 20, 100, Duration::from_millis(10));
         assert_eq!(wait, IDLE_PAUSE_MAX);
         // Under load (more than an eighth of the buffer per cycle) no pause
         // is due.
-        let busy = pause_after(64 << 20, 40_000, Duration::from_micros(100), false);
+        let busy = pause_after(64 << 20, 40_000, Duration::from_micros(100));
         assert!(busy < IDLE_PAUSE_MIN, "{busy:?}");
     }
 
