@@ -2,8 +2,8 @@
 //! few blocks of tens of MiB (the sort order, the payload) and frees them.
 //! glibc raises its mmap threshold to the size of each such block it frees,
 //! so the next ones come from the heap, where freed memory stays resident:
-//! one flush of a million counters peaked at 99 MiB RSS that way, 71 MiB with
-//! the thresholds fixed (BENCHMARKS.md, "Many distinct names").
+//! one flush of a million counters peaked at 99 MiB RSS that way, 71-79 MiB
+//! with the thresholds fixed (bench/notes.md).
 
 /// Blocks from this size up are mapped on their own and unmapped when freed.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

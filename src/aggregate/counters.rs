@@ -50,8 +50,8 @@ impl CounterMap {
         (self.hasher.hash_one(key) >> 32) as u32
     }
 
-    fn find(&self, key: &str) -> Option<usize> {
-        let hash = self.hash(key);
+    /// The entry of `key`, whose [`CounterMap::hash`] is `hash`.
+    fn find(&self, key: &str, hash: u32) -> Option<usize> {
         let entries = &self.entries;
         self.index
             .find(placement(hash), |&(i, h)| {
@@ -62,13 +62,15 @@ impl CounterMap {
 
     /// The sum of `key`, if it has one this interval.
     pub fn get(&self, key: &str) -> Option<f64> {
-        self.find(key).map(|i| self.entries[i].1)
+        self.find(key, self.hash(key)).map(|i| self.entries[i].1)
     }
 
     /// Adds `delta` to the sum of `key`. A name new to the map is taken only
     /// when `admit` says so (the name budget); false when it was refused.
+    /// The name is hashed once, whether it is new or not.
     pub fn add(&mut self, key: &str, delta: f64, admit: impl FnOnce() -> bool) -> bool {
-        if let Some(i) = self.find(key) {
+        let hash = self.hash(key);
+        if let Some(i) = self.find(key, hash) {
             let sum = &mut self.entries[i].1;
             *sum = saturate(*sum + delta);
             return true;
@@ -76,55 +78,35 @@ impl CounterMap {
         if self.entries.len() >= MAX_ENTRIES || !admit() {
             return false;
         }
-        self.insert_new(key.into(), saturate(delta));
-        true
-    }
-
-    /// Appends a name known to be new (below [`MAX_ENTRIES`]).
-    fn insert_new(&mut self, key: Name, sum: f64) {
         let at = self.entries.len() as u32;
-        let hash = self.hash(&key);
-        self.entries.push((key, sum));
+        self.entries.push((key.into(), saturate(delta)));
         self.index
             .insert_unique(placement(hash), (at, hash), |&(_, h)| placement(h));
-    }
-
-    /// Adds another shard's sum of `key` (the merge: the name is moved, not
-    /// copied, when it is new here).
-    pub fn merge_one(&mut self, key: Name, sum: f64) {
-        if let Some(i) = self.find(&key) {
-            let total = &mut self.entries[i].1;
-            *total = saturate(*total + sum);
-        } else if self.entries.len() < MAX_ENTRIES {
-            self.insert_new(key, saturate(sum));
-        }
+        true
     }
 
     /// Removes `key` (Etsy's `delcounters`); its sum if it had one.
     pub fn remove(&mut self, key: &str) -> Option<f64> {
         let hash = self.hash(key);
-        let CounterMap {
-            index,
-            entries,
-            hasher,
-        } = self;
-        let found = index
-            .find_entry(placement(hash), |&(i, h)| {
-                h == hash && &*entries[i as usize].0 == key
-            })
-            .ok()?;
-        let ((at, _), _) = found.remove();
-        let at = at as usize;
-        let last = entries.len() - 1;
-        let (_, sum) = entries.swap_remove(at);
-        if at != last {
-            // The entry that was last now sits at `at`: point its slot there.
-            let moved = (hasher.hash_one(&*entries[at].0) >> 32) as u32;
-            if let Some(slot) = index.find_mut(placement(moved), |&(i, _)| i as usize == last) {
+        let at = self.find(key, hash)?;
+        let last = self.entries.len() - 1;
+        // The last entry moves into the hole: its slot must point there.
+        let moved = (at != last).then(|| self.hash(&self.entries[last].0));
+        if let Ok(slot) = self
+            .index
+            .find_entry(placement(hash), |&(i, _)| i as usize == at)
+        {
+            slot.remove();
+        }
+        if let Some(moved) = moved {
+            if let Some(slot) = self
+                .index
+                .find_mut(placement(moved), |&(i, _)| i as usize == last)
+            {
                 slot.0 = at as u32;
             }
         }
-        Some(sum)
+        Some(self.entries.swap_remove(at).1)
     }
 
     /// Names and sums, in the order the names first arrived.
@@ -132,7 +114,7 @@ impl CounterMap {
         self.entries.iter().map(|(name, sum)| (&**name, *sum))
     }
 
-    /// The entries, for the flush to sort.
+    /// The entries, for the flush to sort (and the merge to fold in).
     pub fn into_entries(self) -> Vec<(Name, f64)> {
         self.entries
     }
@@ -142,15 +124,6 @@ impl CounterMap {
 /// low bits and its tag from the top seven, so both halves carry them.
 fn placement(hash: u32) -> u64 {
     (u64::from(hash) << 32) | u64::from(hash)
-}
-
-impl IntoIterator for CounterMap {
-    type Item = (Name, f64);
-    type IntoIter = std::vec::IntoIter<(Name, f64)>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.entries.into_iter()
-    }
 }
 
 #[cfg(test)]
@@ -177,8 +150,8 @@ mod tests {
             let want = if i == 7 { 3.0 } else { 1.0 };
             assert_eq!(map.get(&format!("c{i}")), Some(want), "c{i}");
         }
-        map.merge_one("c1".into(), 4.0);
-        map.merge_one("m".into(), 4.0);
+        map.add("c1", 4.0, || true);
+        map.add("m", 4.0, || true);
         assert_eq!((map.get("c1"), map.get("m")), (Some(5.0), Some(4.0)));
         let total: f64 = map.iter().map(|(_, sum)| sum).sum();
         assert_eq!(total, 998.0 + 2.0 + 8.0);

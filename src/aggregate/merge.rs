@@ -64,8 +64,8 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
         if first.sample_bad_line.is_none() {
             first.sample_bad_line = shard.sample_bad_line;
         }
-        for (key, sum) in shard.counters {
-            first.counters.merge_one(key, sum);
+        for (key, sum) in shard.counters.into_entries() {
+            first.counters.add(&key, sum, || true);
         }
         for (key, timer) in shard.timers {
             first

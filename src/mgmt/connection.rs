@@ -46,7 +46,7 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = tick.tick() => console.sample_last_message(),
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => match slots.resize_then_try(limits.load().max_connections.max(1)) {
+                Ok((stream, _peer)) => match slots.try_acquire(limits.load().max_connections.max(1)) {
                     Ok(permit) => {
                         // SIGHUP may change the bounds; a connection keeps those it began with.
                         let limits = **limits.load();

@@ -47,9 +47,15 @@ pub fn list(kind: Kind, shards: &[Arc<ShardCell>], gauges: &GaugeState) -> Vec<(
         Kind::Counters => {
             let mut sums: HashMap<Box<str>, f64> = HashMap::new();
             for cell in shards {
-                let copy = cell.with(|shard| shard.counters.clone());
+                let copy: Vec<(Box<str>, f64)> = cell.with(|shard| {
+                    shard
+                        .counters
+                        .iter()
+                        .map(|(name, sum)| (name.into(), sum))
+                        .collect()
+                });
                 for (name, sum) in copy {
-                    *sums.entry(name.as_str().into()).or_insert(0.0) += sum;
+                    *sums.entry(name).or_insert(0.0) += sum;
                 }
             }
             sums.into_iter()

@@ -45,15 +45,10 @@ impl ConnectionSlots {
         self.state.lock().0
     }
 
-    /// [`ConnectionSlots::resize`], then [`ConnectionSlots::try_acquire`].
-    pub fn resize_then_try(&self, size: usize) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+    /// A slot if one is free now, with at most `size` taken from now on
+    /// (the bound a reload may have changed).
+    pub fn try_acquire(&self, size: usize) -> Result<OwnedSemaphorePermit, TryAcquireError> {
         self.resize(size);
-        self.try_acquire()
-    }
-
-    /// A slot if one is free now.
-    pub fn try_acquire(&self) -> Result<OwnedSemaphorePermit, TryAcquireError> {
-        self.collect_owed();
         self.semaphore.clone().try_acquire_owned()
     }
 
@@ -79,23 +74,21 @@ mod tests {
     #[test]
     fn grows_at_once_and_shrinks_as_slots_free() {
         let slots = ConnectionSlots::new(2);
-        let a = slots.try_acquire().expect("first");
-        let b = slots.try_acquire().expect("second");
-        assert!(slots.try_acquire().is_err());
-        slots.resize(3);
-        let c = slots.try_acquire().expect("grown");
+        let a = slots.try_acquire(2).expect("first");
+        let b = slots.try_acquire(2).expect("second");
+        assert!(slots.try_acquire(2).is_err());
+        let c = slots.try_acquire(3).expect("grown");
         slots.resize(1);
         assert_eq!(slots.size(), 1);
         drop((a, b));
         // Two freed, both owed to the shrink: still full with one open.
-        assert!(slots.try_acquire().is_err());
+        assert!(slots.try_acquire(1).is_err());
         drop(c);
-        let d = slots.try_acquire().expect("one slot left");
-        assert!(slots.try_acquire().is_err());
+        let d = slots.try_acquire(1).expect("one slot left");
+        assert!(slots.try_acquire(1).is_err());
         drop(d);
-        slots.resize(2);
-        let _e = slots.try_acquire().expect("regrown");
-        let _f = slots.try_acquire().expect("regrown");
-        assert!(slots.try_acquire().is_err());
+        let _e = slots.try_acquire(2).expect("regrown");
+        let _f = slots.try_acquire(2).expect("regrown");
+        assert!(slots.try_acquire(2).is_err());
     }
 }

@@ -170,8 +170,7 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        slots.resize(shared.limits.load().max_connections);
-        let permit = match slots.try_acquire() {
+        let permit = match slots.try_acquire(shared.limits.load().max_connections) {
             Ok(permit) => Some(permit),
             Err(_) if shared.evict_one() => tokio::time::timeout(EVICT_WAIT, slots.acquire())
                 .await

@@ -59,8 +59,8 @@ pub struct Publisher<D: Deliver = super::Target> {
     retarget: Option<Retarget<D>>,
     /// Attempts in flight at once (writing or waiting for confirmation).
     max_unconfirmed: usize,
-    /// The backlog's bounds in force, and where a reload stores new ones.
-    limits: (BacklogLimits, Option<Arc<ArcSwap<BacklogLimits>>>),
+    /// Where a reload stores the backlog's new bounds.
+    live_limits: Option<Arc<ArcSwap<BacklogLimits>>>,
 }
 
 /// Gives a new target when a reload stored one since the last call.
@@ -84,7 +84,7 @@ impl<D: Deliver> Publisher<D> {
             max_retry: max_retry.max(FIRST_RETRY),
             retarget: None,
             max_unconfirmed: DEFAULT_MAX_UNCONFIRMED,
-            limits: (limits, None),
+            live_limits: None,
         }
     }
 
@@ -104,18 +104,15 @@ impl<D: Deliver> Publisher<D> {
     /// Takes the backlog's bounds from `limits` as each payload arrives
     /// (a reload may store new ones there).
     pub fn with_live_limits(mut self, limits: Arc<ArcSwap<BacklogLimits>>) -> Publisher<D> {
-        self.limits.1 = Some(limits);
+        self.live_limits = Some(limits);
         self
     }
 
     /// Keeps a payload the moment it exists; the bound drops the oldest.
     fn enqueue(&mut self, payload: Payload) {
-        if let Some(live) = &self.limits.1 {
-            let now = **live.load();
-            if now != self.limits.0 {
-                self.backlog.set_bounds(now.max_bytes, now.max_lines);
-                self.limits.0 = now;
-            }
+        if let Some(live) = &self.live_limits {
+            let now = live.load();
+            self.backlog.set_bounds(now.max_bytes, now.max_lines);
         }
         let dropped = self.backlog.push(payload);
         self.count_dropped(dropped.lines);
