@@ -47,13 +47,15 @@ pub async fn run_with_reloads(
     reloads: Option<mpsc::UnboundedReceiver<()>>,
 ) -> io::Result<()> {
     let logs = Arc::new(Logs::default());
-    let kernel = net::udp::KernelView::new(listeners.metrics_addr()?.port(), &listeners.udp);
+    let kernel =
+        net::kernel_view::KernelView::new(listeners.metrics_addr()?.port(), &listeners.udp);
     // One shard per UDP worker, then the TCP one, then the Unix socket's;
     // one name budget for all.
     let hasher = Hasher::new();
     let names = Arc::new(NameRegistry::default());
     let intake_limits = Arc::new(ArcSwap::from_pointee(config.limits));
-    let tcp_shard = listeners.udp.len();
+    let queues = listeners.udp_queues.max(1);
+    let tcp_shard = listeners.udp.len().div_ceil(queues);
     let shard_count = tcp_shard + 1 + usize::from(listeners.unix.is_some());
     let shards: Vec<Arc<ShardCell>> = (0..shard_count)
         .map(|_| {
@@ -112,15 +114,17 @@ pub async fn run_with_reloads(
         .filter_map(|socket| socket.try_clone().ok())
         .collect();
     let mut udp_threads = Vec::new();
-    for (index, socket) in listeners.udp.into_iter().enumerate() {
-        let (shard, intake, stop) = (shards[index].clone(), intake.clone(), shutdown.clone());
+    let mut udp = listeners.udp.into_iter();
+    for (index, shard) in shards.iter().take(tcp_shard).enumerate() {
+        let sockets: Vec<std::net::UdpSocket> = udp.by_ref().take(queues).collect();
+        let (shard, intake, stop) = (shard.clone(), intake.clone(), shutdown.clone());
         let proxy = proxy.clone();
         udp_threads.push(
             std::thread::Builder::new()
                 .name(format!("udp-{index}"))
                 .spawn(move || match proxy {
-                    Some(shared) => proxy::udp_worker(socket, shared, &intake.logs.intake, stop),
-                    None => net::udp::worker(socket, shard, intake, stop, None),
+                    Some(shared) => proxy::udp_worker(sockets, shared, &intake.logs.intake, stop),
+                    None => net::udp::worker(sockets, shard, intake, stop, None),
                 })?,
         );
     }
@@ -139,7 +143,7 @@ pub async fn run_with_reloads(
         udp_threads.push(
             std::thread::Builder::new()
                 .name("unix".into())
-                .spawn(move || net::udp::worker(input.socket, shard, intake, stop, stats))?,
+                .spawn(move || net::udp::worker(vec![input.socket], shard, intake, stop, stats))?,
         );
         unix_file = Some(input.file);
     }

@@ -296,11 +296,22 @@ fn inode(socket: &UdpSocket) -> u64 {
 fn foreign_socket_on_our_port_is_counted_and_its_drops_are_not_ours() {
     use socket2::{Domain, Protocol, Socket, Type};
     let carbon = FakeCarbon::start();
-    // One worker with the smallest receive buffer the kernel gives.
+    // One worker with the smallest receive buffer the kernel gives, one
+    // socket (plain reuseport: with several, the group's program only ever
+    // picks the server's own sockets, and a foreign one takes nothing).
     let daemon = daemon(
         &carbon,
         "1",
-        &["-n", "127.0.0.1", "--workers", "1", "--udp-buffer", "1"],
+        &[
+            "-n",
+            "127.0.0.1",
+            "--workers",
+            "1",
+            "--udp-queues",
+            "1",
+            "--udp-buffer",
+            "1",
+        ],
     );
     let addr = daemon.metrics_addr();
     // Another process of the same user would do the same: SO_REUSEPORT on

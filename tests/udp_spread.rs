@@ -25,7 +25,7 @@ fn per_worker(flags: &[&str]) -> Vec<usize> {
     let config = Config::parse_from(args.iter().chain(flags))
         .unwrap_or_else(|e| panic!("flags refused: {e:?}"));
     let listeners = Listeners::bind(&config.bind).expect("bind");
-    assert_eq!(listeners.udp.len(), WORKERS);
+    assert_eq!(listeners.udp.len(), WORKERS * listeners.udp_queues);
     let target = listeners.metrics_addr().expect("metrics address");
     let sender = UdpSocket::bind("127.0.0.1:0").expect("bind a sender");
     for i in 0..DATAGRAMS {
@@ -34,7 +34,7 @@ fn per_worker(flags: &[&str]) -> Vec<usize> {
             .expect("send");
     }
     let deadline = Instant::now() + WAIT;
-    let mut counts = vec![0; WORKERS];
+    let mut counts = vec![0; listeners.udp.len()];
     let mut buf = [0u8; 256];
     for socket in &listeners.udp {
         socket.set_nonblocking(true).expect("nonblocking");
@@ -48,7 +48,11 @@ fn per_worker(flags: &[&str]) -> Vec<usize> {
             }
         }
     }
+    // Worker by worker (each may read several sockets, `--udp-queues`).
     counts
+        .chunks(listeners.udp_queues)
+        .map(|worker| worker.iter().sum())
+        .collect()
 }
 
 #[test]

@@ -42,6 +42,8 @@ const MAX_UDP_BUFFER: usize = (i32::MAX / 2) as usize;
 const MAX_LINE_BYTES: usize = 16 << 20;
 /// Most TCP connections: beyond it the file-descriptor limit bites first.
 const MAX_TCP_CONNECTIONS: usize = 1_000_000;
+/// Most sockets per UDP worker.
+const MAX_UDP_QUEUES: usize = 64;
 /// Most receive workers.
 const MAX_WORKERS: usize = 256;
 
@@ -238,6 +240,11 @@ impl Config {
                 udp_buffer: count("--udp-buffer", cli.udp_buffer, 1, MAX_UDP_BUFFER)?,
                 unix: unix_settings(&cli)?,
                 spread: cli.udp_spread.udp_spread,
+                udp_queues: cli
+                    .udp_spread
+                    .udp_queues
+                    .map(|n| count("--udp-queues", n, 1, MAX_UDP_QUEUES))
+                    .transpose()?,
                 transports: cli.loader.transports,
             },
             flush_interval,

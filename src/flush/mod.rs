@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aggregate::{merge, GaugeState};
 use crate::intake::printable;
 use crate::logging::{print_line, Logs};
-use crate::net::udp::KernelView;
+use crate::net::kernel_view::KernelView;
 use crate::render::RenderConfig;
 use crate::sink::{Fanout, Payload};
 use crate::stats::unix_now;

@@ -3,6 +3,9 @@
 //! datagram socket ([`unix`]). What is done
 //! with the bytes is [`crate::intake`]'s concern.
 
+mod idle;
+pub mod kernel_view;
+mod queues;
 pub mod slots;
 pub mod spread;
 pub mod tcp;
@@ -18,9 +21,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// 0 and a supervisor sees a bind failure at once).
 #[derive(Debug)]
 pub struct Listeners {
-    /// One UDP socket per receive worker, all on the metrics port; none
-    /// without udp in `--transports`.
+    /// The UDP sockets, all on the metrics port, worker by worker
+    /// (`udp_queues` each); none without udp in `--transports`.
     pub udp: Vec<std::net::UdpSocket>,
+    /// UDP sockets per receive worker (`--udp-queues`).
+    pub udp_queues: usize,
     /// TCP listener on the metrics port, unless `--transports` leaves it out.
     pub tcp: Option<std::net::TcpListener>,
     /// XML-RPC monitoring listener, unless turned off.
@@ -46,6 +51,9 @@ pub struct BindSettings {
     pub udp_buffer: usize,
     /// `--udp-spread`: every sender's datagrams spread over all workers.
     pub spread: bool,
+    /// `--udp-queues`: sockets per UDP worker; None picks by the buffer the
+    /// kernel grants ([`udp::auto_queues`]).
+    pub udp_queues: Option<usize>,
     /// `--unix-socket`: a Unix datagram socket to receive on too.
     pub unix: Option<unix::UnixSettings>,
     /// Etsy's management console, when on.
@@ -68,12 +76,16 @@ impl Listeners {
     pub fn bind(settings: &BindSettings) -> io::Result<Listeners> {
         let candidates = resolve_bind_address(&settings.name, settings.port)?;
         let mut last_error = None;
+        let queues = settings
+            .udp_queues
+            .unwrap_or_else(|| udp::auto_queues(settings.udp_buffer));
         for addr in candidates {
             let bound = bind_metrics(
                 addr,
                 settings.transports,
-                settings.workers,
+                settings.workers * queues,
                 settings.udp_buffer,
+                queues,
             );
             let (udp, tcp) = match bound {
                 Ok(pair) => pair,
@@ -82,9 +94,7 @@ impl Listeners {
                     continue;
                 }
             };
-            if settings.spread {
-                spread::attach(&udp)?;
-            }
+            spread::attach(&udp, queues, settings.spread)?;
             let monitor =
                 match settings.monitor_port {
                     Some(port) => {
@@ -100,6 +110,7 @@ impl Listeners {
             let unix = settings.unix.as_ref().map(unix::bind).transpose()?;
             return Ok(Listeners {
                 udp,
+                udp_queues: queues,
                 tcp,
                 monitor,
                 unix,
@@ -174,9 +185,13 @@ impl Listeners {
             (false, false) => "udp",
             (true, _) => "tcp",
         };
+        let workers = self.udp.len() / self.udp_queues.max(1);
+        let queues = match self.udp_queues {
+            1 => String::new(),
+            n => format!(", {n} sockets each"),
+        };
         format!(
-            "listening for metrics on {transports} {metrics} ({} UDP workers){unix}, monitor (XML-RPC) {monitor}{mgmt}",
-            self.udp.len()
+            "listening for metrics on {transports} {metrics} ({workers} UDP workers{queues}){unix}, monitor (XML-RPC) {monitor}{mgmt}"
         )
     }
 }
@@ -222,15 +237,16 @@ fn bind_mgmt(at: &MgmtBind) -> io::Result<std::net::TcpListener> {
 fn bind_metrics(
     addr: SocketAddr,
     transports: crate::config::Transports,
-    workers: usize,
+    sockets: usize,
     udp_buffer: usize,
+    queues: usize,
 ) -> io::Result<(Vec<std::net::UdpSocket>, Option<std::net::TcpListener>)> {
     if !transports.udp {
         return Ok((Vec::new(), Some(bind_tcp(addr)?)));
     }
     let mut last_error = None;
     for _ in 0..if addr.port() == 0 { 20 } else { 1 } {
-        let udp = udp::bind(addr, workers, udp_buffer)?;
+        let udp = udp::bind(addr, sockets, queues, udp_buffer)?;
         if !transports.tcp {
             return Ok((udp, None));
         }

@@ -10,7 +10,7 @@
 //!   a node that fails is taken out of the ring, and put back once healthy.
 //! - [`stats`]: `proxy.*` keys, per node.
 //!
-//! The UDP intake is the server's own (`net::udp::receive_loop`, recvmmsg):
+//! The UDP intake is the server's own (`net::udp::receive`, recvmmsg):
 //! each receive worker owns a [`forward::Forwarder`] and sends what a batch
 //! holds before taking the next. TCP intake shares one forwarder.
 
@@ -30,7 +30,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
 use crate::logging::RateLimited;
-use crate::net::udp::RecvBatch;
+use crate::net::udp::Received;
 use forward::Forwarder;
 use ring::Ring;
 use stats::ProxyStats;
@@ -167,7 +167,7 @@ impl Shared {
 /// One UDP receive worker in proxy mode: every batch is routed and sent
 /// before the next is taken, so nothing waits in the proxy.
 pub fn udp_worker(
-    socket: std::net::UdpSocket,
+    sockets: Vec<std::net::UdpSocket>,
     shared: Arc<Shared>,
     log: &RateLimited,
     stop: CancellationToken,
@@ -179,13 +179,12 @@ pub fn udp_worker(
             return;
         }
     };
-    crate::net::udp::receive_loop(socket, "UDP", log, stop, |batch: &RecvBatch, received| {
+    crate::net::udp::receive(sockets, "UDP", log, stop, |received: Received<'_>| {
         forwarder.refresh();
         let mut bytes = 0;
-        for slot in 0..received {
-            let mut datagram = batch.datagram(slot);
+        for (mut datagram, cut) in received.iter() {
             bytes += datagram.len();
-            if batch.truncated(slot) {
+            if cut {
                 // The lines before the cut are whole; the cut one is lost.
                 shared.stats.truncated.incr();
                 let end = memchr::memrchr(b'\n', datagram).unwrap_or(0);
