@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 const IDLE_PAUSE_MAX: Duration = Duration::from_millis(10);
 /// Pauses shorter than this are not worth a sleep.
 const IDLE_PAUSE_MIN: Duration = Duration::from_micros(20);
-/// Kernel bookkeeping per queued datagram beyond its payload (skb truesize:
-/// 1280 bytes for a 340-byte datagram on loopback; generous on purpose).
+/// Kernel bookkeeping per queued datagram beyond its payload until measured
+/// (skb truesize: 1280 bytes for a 340-byte datagram on loopback; generous
+/// on purpose).
 const SKB_OVERHEAD: usize = 2048;
 /// Datagrams per second a pause must survive without overflowing half the
 /// receive buffer, however quiet the socket was before: about what one
@@ -34,6 +35,8 @@ pub(crate) struct IdlePause {
     datagrams: usize,
     /// Their bytes.
     bytes: usize,
+    /// Kernel memory per queued datagram, as measured (see `observe`).
+    measured: Option<f64>,
 }
 
 impl IdlePause {
@@ -43,7 +46,24 @@ impl IdlePause {
             since: Instant::now(),
             datagrams: 0,
             bytes: 0,
+            measured: None,
         }
+    }
+
+    /// A socket held `queued` bytes of kernel memory (SO_MEMINFO) just before
+    /// a receive call took all of its `datagrams`: what a datagram really
+    /// costs the buffer (about 1280 bytes for 340 of payload on loopback;
+    /// NIC drivers differ). Rises at once, falls slowly: the pause errs long
+    /// only after many cheaper samples.
+    pub(crate) fn observe(&mut self, queued: usize, datagrams: usize) {
+        if datagrams == 0 || queued == 0 {
+            return;
+        }
+        let sample = queued as f64 / datagrams as f64;
+        self.measured = Some(match self.measured {
+            Some(known) if sample < known => known - (known - sample) / 16.0,
+            _ => sample,
+        });
     }
 
     pub(crate) fn count(&mut self, datagrams: usize, bytes: usize) {
@@ -55,7 +75,10 @@ impl IdlePause {
     fn wait(&mut self) -> Duration {
         let elapsed = self.since.elapsed().as_secs_f64().max(1e-6);
         let rate = self.datagrams as f64 / elapsed;
-        let per_datagram = (self.bytes / self.datagrams.max(1) + SKB_OVERHEAD) as f64;
+        let payload = self.bytes / self.datagrams.max(1);
+        let per_datagram = self
+            .measured
+            .map_or((payload + SKB_OVERHEAD) as f64, |m| m.max(payload as f64));
         let capacity = self.buffer as f64 / per_datagram;
         let wait = (capacity / 8.0 / rate.max(1.0))
             .min(capacity / 2.0 / BURST_RATE)
@@ -96,6 +119,25 @@ mod tests {
         let half_at_burst = stock as f64 / (340 + SKB_OVERHEAD) as f64 / 2.0 / BURST_RATE;
         assert!(wait.as_secs_f64() <= half_at_burst + 1e-9, "{wait:?}");
         assert!(wait < Duration::from_micros(500), "{wait:?}");
+    }
+
+    #[test]
+    fn a_measured_datagram_size_replaces_the_guess_and_falls_slowly() {
+        let stock = 2 * 212_992;
+        let guessed = pause_after(stock, 1, Duration::from_secs(1));
+        let mut pause = IdlePause::new(stock);
+        pause.observe(10 * 1280, 10);
+        pause.since = Instant::now() - Duration::from_secs(1);
+        pause.count(1, 340);
+        let measured = pause.wait();
+        // 1280 bytes a datagram instead of 340 + 2048: a longer safe pause.
+        let ratio = measured.as_secs_f64() / guessed.as_secs_f64();
+        assert!((ratio - 2388.0 / 1280.0).abs() < 0.01, "{ratio}");
+        // One dearer sample counts at once; a cheaper one only a little.
+        pause.observe(4096, 1);
+        assert_eq!(pause.measured, Some(4096.0));
+        pause.observe(1024, 1);
+        assert_eq!(pause.measured, Some(4096.0 - 3072.0 / 16.0));
     }
 
     #[test]

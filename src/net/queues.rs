@@ -110,6 +110,7 @@ pub fn receive_merged<S: AsFd + AsRawFd>(
         let stopping = stop.is_cancelled();
         open.fill(true);
         let mut received = 0;
+        let queued = sockets.first().map_or(0, queued_bytes);
         // Rounds until every socket is empty, or enough is held.
         while open.contains(&true) && held.spans.len() < MAX_HELD {
             for (index, socket) in sockets.iter().enumerate() {
@@ -130,6 +131,11 @@ pub fn receive_merged<S: AsFd + AsRawFd>(
                 };
                 last[index] = held.take(&batch, last[index]);
                 open[index] = taken == RECV_BATCH;
+                if index == 0 && !open[0] && received == 0 {
+                    // The first call of the cycle emptied a socket: how much
+                    // memory its datagrams took is known.
+                    pause.observe(queued, taken);
+                }
                 received += taken;
             }
         }
@@ -156,6 +162,32 @@ pub fn receive_merged<S: AsFd + AsRawFd>(
             pause.after_drain();
         }
     }
+}
+
+/// `SO_MEMINFO` (not in the libc crate): the socket's memory counters.
+const SO_MEMINFO: libc::c_int = 55;
+
+/// Kernel memory the datagrams queued on `socket` take (its receive
+/// allocation); 0 when unknown.
+fn queued_bytes(socket: &impl AsRawFd) -> usize {
+    let mut meminfo = [0u32; 16];
+    let mut len = std::mem::size_of_val(&meminfo) as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes (the array's size) into
+    // `meminfo` and the length back into `len`, both live locals; the fd is
+    // open while `socket` is borrowed.
+    let result = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            meminfo.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if result != 0 {
+        return 0;
+    }
+    meminfo[libc::SK_MEMINFO_RMEM_ALLOC as usize] as usize
 }
 
 /// Blocks until one of `sockets` has a datagram, or [`UDP_POLL`] passes
