@@ -14,7 +14,7 @@ pub struct Snapshot {
     /// Gauges updated in the interval, with their new values.
     pub gauges: Vec<(Box<str>, f64)>,
     /// Timers of the interval.
-    pub timers: Vec<(Box<str>, TimerSamples)>,
+    pub timers: Vec<(Name, TimerSamples)>,
     /// Distinct member counts of the sets of the interval.
     pub sets: Vec<(Box<str>, usize)>,
     /// Timestamped counter sums: `(name, second, sum)`.
@@ -67,12 +67,11 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
         for (key, sum) in shard.counters.into_entries() {
             first.counters.add(&key, sum, || true);
         }
-        for (key, timer) in shard.timers {
-            first
-                .timers
-                .entry(key)
-                .or_default()
-                .merge(timer, max_timer_samples, &mut rng);
+        for (key, timer) in shard.timers.into_entries() {
+            // Admitted: the name budget took each name once, in its shard.
+            if let Some(merged) = first.timers.entry(&key, || true, TimerSamples::default) {
+                merged.merge(timer, max_timer_samples, &mut rng);
+            }
         }
         for (key, members) in shard.sets {
             let merged = first.sets.entry(key).or_default();
@@ -93,7 +92,7 @@ pub fn merge(shards: Vec<Shard>, gauges: &mut GaugeState, max_timer_samples: usi
     snapshot.intake = first.intake;
     snapshot.sample_bad_line = first.sample_bad_line;
     snapshot.counters = first.counters.into_entries();
-    snapshot.timers = first.timers.into_iter().collect();
+    snapshot.timers = first.timers.into_entries();
     snapshot.sets = first
         .sets
         .into_iter()

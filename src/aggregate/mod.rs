@@ -7,10 +7,10 @@
 //! - [`stamped`]: values with their own timestamp (`|T`).
 //! - [`merge`](mod@merge): shards -> [`Snapshot`].
 
-mod counters;
 mod gauge;
 mod merge;
 mod names;
+mod series;
 mod sort;
 mod stamped;
 mod timer;
@@ -23,10 +23,10 @@ use std::sync::Arc;
 
 use crate::protocol::{self, ParseError, Value};
 
-pub use counters::CounterMap;
 pub use gauge::{GaugeState, GaugeUpdate};
 pub use merge::{merge, Snapshot};
 pub use names::{NameRegistry, SeriesKind};
+pub use series::{CounterMap, SeriesMap};
 pub use stamped::{Stamped, StampedValues};
 pub use timer::TimerSamples;
 
@@ -145,7 +145,7 @@ pub struct Shard {
     /// Gauge changes.
     pub gauges: Map<GaugeUpdate>,
     /// Timer samples.
-    pub timers: Map<TimerSamples>,
+    pub timers: SeriesMap<TimerSamples>,
     /// Set members, as keyed hashes.
     pub sets: Map<MemberSet>,
     /// Values with their own timestamp.
@@ -191,7 +191,7 @@ impl Shard {
         Shard {
             counters: CounterMap::new(hasher.clone()),
             gauges: Map::with_hasher(hasher.clone()),
-            timers: Map::with_hasher(hasher.clone()),
+            timers: SeriesMap::new(hasher.clone()),
             sets: Map::with_hasher(hasher.clone()),
             stamped: Stamped::new(hasher.clone()),
             intake: IntakeCounts::default(),
@@ -278,12 +278,9 @@ impl Shard {
                     }
                 }
                 Value::Timer { value, rate } => {
-                    let timer = match self.timers.entry_ref(key) {
-                        EntryRef::Occupied(timer) => timer.into_mut(),
-                        EntryRef::Vacant(slot) if budget.has_room(SeriesKind::Timer) => {
-                            slot.insert(TimerSamples::default())
-                        }
-                        EntryRef::Vacant(_) => return false,
+                    let admit = || budget.has_room(SeriesKind::Timer);
+                    let Some(timer) = self.timers.entry(key, admit, TimerSamples::default) else {
+                        return false;
                     };
                     timer.add(value, rate, self.limits.max_timer_samples, &mut self.rng);
                 }
@@ -393,7 +390,7 @@ mod tests {
     fn counters_add_with_rate() {
         let mut s = shard();
         ingest(&mut s, "a:1|c\na:2|c|@0.5\n");
-        assert_eq!(s.counters.get("a"), Some(5.0));
+        assert_eq!(s.counters.get("a"), Some(&5.0));
         assert_eq!(s.intake.lines, 2);
     }
 
@@ -460,11 +457,11 @@ mod tests {
             "c:1e308|c\nc:1e308|c\nr:1|c|@5e-324\nt:1e308|ms|@5e-324\nt:1e308|ms",
         );
         ingest(&mut s, "g:-1e308|g\ng:-1e308|g");
-        assert_eq!(s.counters.get("c"), Some(f64::MAX));
-        assert_eq!(s.counters.get("r"), Some(f64::MAX));
+        assert_eq!(s.counters.get("c"), Some(&f64::MAX));
+        assert_eq!(s.counters.get("r"), Some(&f64::MAX));
         assert_eq!(
-            (s.timers["t"].sum, s.timers["t"].count),
-            (f64::MAX, f64::MAX)
+            s.timers.get("t").map(|t| (t.sum, t.count)),
+            Some((f64::MAX, f64::MAX))
         );
         let mut state = GaugeState::new(Hasher::default());
         let snap = merge(vec![s.clone(), s], &mut state, 100);
@@ -483,7 +480,7 @@ mod tests {
         );
         ingest(&mut s, "a:1|c\nb:1|c\nc:1|c\na:1|c");
         assert_eq!(s.counters.len(), 2);
-        assert_eq!(s.counters.get("a"), Some(2.0));
+        assert_eq!(s.counters.get("a"), Some(&2.0));
         assert_eq!(s.intake.names_refused, 1);
         assert_eq!(s.intake.lines, 3);
     }

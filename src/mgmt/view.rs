@@ -51,7 +51,7 @@ pub fn list(kind: Kind, shards: &[Arc<ShardCell>], gauges: &GaugeState) -> Vec<(
                     shard
                         .counters
                         .iter()
-                        .map(|(name, sum)| (name.into(), sum))
+                        .map(|(name, sum)| (name.into(), *sum))
                         .collect()
                 });
                 for (name, sum) in copy {
@@ -69,7 +69,7 @@ pub fn list(kind: Kind, shards: &[Arc<ShardCell>], gauges: &GaugeState) -> Vec<(
                     shard
                         .timers
                         .iter()
-                        .map(|(name, timer)| (name.clone(), timer.values.clone()))
+                        .map(|(name, timer)| (Box::<str>::from(name), timer.values.clone()))
                         .collect::<Vec<_>>()
                 });
                 for (name, values) in copy {

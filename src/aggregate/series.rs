@@ -1,8 +1,9 @@
-//! One shard's counter sums, laid out for a million names: the entries in
+//! One shard's series of one kind (counter sums, timer samples), laid out
+//! for a million names: the entries in
 //! one vector, which the flush takes as it is (no copy) to sort and render,
 //! and a hash table of `u32` indices into it, each beside 32 bits of its
 //! name's hash. A bucket costs 9 bytes instead of the 25 of a map holding
-//! `(Box<str>, f64)` itself; names of up to 24 bytes need no allocation of
+//! `(Box<str>, V)` itself; names of up to 24 bytes need no allocation of
 //! their own ([`Name`]); and the vector grows by `realloc` (pages moved, not
 //! copied), so neither a million names nor the table doubling on the way
 //! there costs twice the memory. The stored hash bits let the table grow
@@ -18,20 +19,23 @@ use super::{saturate, Hasher, Name};
 /// far fewer).
 const MAX_ENTRIES: usize = u32::MAX as usize;
 
-/// Counter sums by name, in the order the names first arrived.
+/// Values by name, in the order the names first arrived.
 #[derive(Debug, Clone)]
-pub struct CounterMap {
+pub struct SeriesMap<V> {
     /// Index of each entry and the high 32 bits of its name's hash, placed
     /// by [`placement`] of those bits.
     index: HashTable<(u32, u32)>,
-    /// Names and sums.
-    entries: Vec<(Name, f64)>,
+    /// Names and values.
+    entries: Vec<(Name, V)>,
     hasher: Hasher,
 }
 
-impl CounterMap {
-    pub fn new(hasher: Hasher) -> CounterMap {
-        CounterMap {
+/// Counter sums by name.
+pub type CounterMap = SeriesMap<f64>;
+
+impl<V> SeriesMap<V> {
+    pub fn new(hasher: Hasher) -> SeriesMap<V> {
+        SeriesMap {
             index: HashTable::new(),
             entries: Vec::new(),
             hasher,
@@ -50,7 +54,7 @@ impl CounterMap {
         (self.hasher.hash_one(key) >> 32) as u32
     }
 
-    /// The entry of `key`, whose [`CounterMap::hash`] is `hash`.
+    /// The entry of `key`, whose [`SeriesMap::hash`] is `hash`.
     fn find(&self, key: &str, hash: u32) -> Option<usize> {
         let entries = &self.entries;
         self.index
@@ -60,33 +64,37 @@ impl CounterMap {
             .map(|&(i, _)| i as usize)
     }
 
-    /// The sum of `key`, if it has one this interval.
-    pub fn get(&self, key: &str) -> Option<f64> {
-        self.find(key, self.hash(key)).map(|i| self.entries[i].1)
+    /// The value of `key`, if it has one this interval.
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.find(key, self.hash(key)).map(|i| &self.entries[i].1)
     }
 
-    /// Adds `delta` to the sum of `key`. A name new to the map is taken only
-    /// when `admit` says so (the name budget); false when it was refused.
-    /// The name is hashed once, whether it is new or not.
-    pub fn add(&mut self, key: &str, delta: f64, admit: impl FnOnce() -> bool) -> bool {
+    /// The value of `key`; a name new to the map gets `new()`, but only when
+    /// `admit` says so (the name budget): None when it was refused. The name
+    /// is hashed once, whether it is new or not.
+    pub fn entry(
+        &mut self,
+        key: &str,
+        admit: impl FnOnce() -> bool,
+        new: impl FnOnce() -> V,
+    ) -> Option<&mut V> {
         let hash = self.hash(key);
         if let Some(i) = self.find(key, hash) {
-            let sum = &mut self.entries[i].1;
-            *sum = saturate(*sum + delta);
-            return true;
+            return Some(&mut self.entries[i].1);
         }
         if self.entries.len() >= MAX_ENTRIES || !admit() {
-            return false;
+            return None;
         }
         let at = self.entries.len() as u32;
-        self.entries.push((key.into(), saturate(delta)));
+        self.entries.push((key.into(), new()));
         self.index
             .insert_unique(placement(hash), (at, hash), |&(_, h)| placement(h));
-        true
+        self.entries.last_mut().map(|(_, value)| value)
     }
 
-    /// Removes `key` (Etsy's `delcounters`); its sum if it had one.
-    pub fn remove(&mut self, key: &str) -> Option<f64> {
+    /// Removes `key` (Etsy's `delcounters`, `deltimers`); its value if it
+    /// had one.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
         let hash = self.hash(key);
         let at = self.find(key, hash)?;
         let last = self.entries.len() - 1;
@@ -109,14 +117,28 @@ impl CounterMap {
         Some(self.entries.swap_remove(at).1)
     }
 
-    /// Names and sums, in the order the names first arrived.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
-        self.entries.iter().map(|(name, sum)| (&**name, *sum))
+    /// Names and values, in the order the names first arrived.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.entries.iter().map(|(name, value)| (&**name, value))
     }
 
     /// The entries, for the flush to sort (and the merge to fold in).
-    pub fn into_entries(self) -> Vec<(Name, f64)> {
+    pub fn into_entries(self) -> Vec<(Name, V)> {
         self.entries
+    }
+}
+
+impl SeriesMap<f64> {
+    /// Adds `delta` to the sum of `key` (a new name only when `admit` says
+    /// so); false when it was refused.
+    pub fn add(&mut self, key: &str, delta: f64, admit: impl FnOnce() -> bool) -> bool {
+        match self.entry(key, admit, || 0.0) {
+            Some(sum) => {
+                *sum = saturate(*sum + delta);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -138,21 +160,21 @@ mod tests {
         }
         assert!(map.add("c7", 2.0, || false), "known names need no budget");
         assert!(!map.add("new", 1.0, || false));
-        assert_eq!(map.get("c7"), Some(3.0));
+        assert_eq!(map.get("c7"), Some(&3.0));
         assert_eq!(map.get("new"), None);
         // Removing moves the last entry into the hole; both stay reachable.
         assert_eq!(map.remove("c10"), Some(1.0));
         assert_eq!(map.remove("c10"), None);
-        assert_eq!(map.get("c999"), Some(1.0));
+        assert_eq!(map.get("c999"), Some(&1.0));
         assert_eq!(map.remove("c999"), Some(1.0));
         assert_eq!(map.len(), 998);
         for i in (0..999).filter(|&i| i != 10) {
             let want = if i == 7 { 3.0 } else { 1.0 };
-            assert_eq!(map.get(&format!("c{i}")), Some(want), "c{i}");
+            assert_eq!(map.get(&format!("c{i}")), Some(&want), "c{i}");
         }
         map.add("c1", 4.0, || true);
         map.add("m", 4.0, || true);
-        assert_eq!((map.get("c1"), map.get("m")), (Some(5.0), Some(4.0)));
+        assert_eq!((map.get("c1"), map.get("m")), (Some(&5.0), Some(&4.0)));
         let total: f64 = map.iter().map(|(_, sum)| sum).sum();
         assert_eq!(total, 998.0 + 2.0 + 8.0);
     }
