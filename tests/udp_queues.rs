@@ -19,11 +19,12 @@ use support::{Statsd, WAIT};
 /// sockets, and returns how many datagrams each bound socket holds, worker
 /// by worker.
 fn per_socket(flags: &[&str], senders: usize, datagrams: usize) -> Vec<Vec<usize>> {
-    let args = ["statsd", "-p", "0", "-n", "127.0.0.1"];
+    let args = ["statsd", "-p", "0"];
     let config = Config::parse_from(args.iter().chain(flags))
         .unwrap_or_else(|e| panic!("flags refused: {e:?}"));
     let listeners = Listeners::bind(&config.bind).expect("bind");
-    let target = listeners.metrics_addr().expect("metrics address");
+    let port = listeners.metrics_addr().expect("metrics address").port();
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     for _ in 0..senders {
         let sender = UdpSocket::bind("127.0.0.1:0").expect("bind a sender");
         for i in 0..datagrams {
@@ -52,9 +53,11 @@ fn per_socket(flags: &[&str], senders: usize, datagrams: usize) -> Vec<Vec<usize
         .collect()
 }
 
+const LOOPBACK_2X4: [&str; 6] = ["-n", "127.0.0.1", "--workers", "2", "--udp-queues", "4"];
+
 #[test]
 fn one_sender_fills_every_socket_of_one_worker() {
-    let workers = per_socket(&["--workers", "2", "--udp-queues", "4"], 1, 2000);
+    let workers = per_socket(&LOOPBACK_2X4, 1, 2000);
     assert_eq!(workers.len(), 2, "{workers:?}");
     let total: usize = workers.iter().flatten().sum();
     assert_eq!(total, 2000, "lost: {workers:?}");
@@ -69,7 +72,8 @@ fn one_sender_fills_every_socket_of_one_worker() {
 
 #[test]
 fn many_senders_reach_every_worker() {
-    let workers = per_socket(&["--workers", "2", "--udp-queues", "2"], 32, 20);
+    let flags = ["-n", "127.0.0.1", "--workers", "2", "--udp-queues", "2"];
+    let workers = per_socket(&flags, 32, 20);
     let per_worker: Vec<usize> = workers.iter().map(|w| w.iter().sum()).collect();
     assert_eq!(per_worker.iter().sum::<usize>(), 640, "lost: {workers:?}");
     // 32 senders hashed over 2 workers: both get some (all on one: 2^-31).
@@ -78,9 +82,24 @@ fn many_senders_reach_every_worker() {
 
 #[test]
 fn one_socket_per_worker_needs_no_program() {
-    let workers = per_socket(&["--workers", "2", "--udp-queues", "1"], 1, 100);
+    let flags = ["-n", "127.0.0.1", "--workers", "2", "--udp-queues", "1"];
+    let workers = per_socket(&flags, 1, 100);
     assert!(workers.iter().all(|w| w.len() == 1), "{workers:?}");
     assert_eq!(workers.iter().flatten().sum::<usize>(), 100);
+}
+
+#[test]
+fn the_default_dual_stack_socket_places_ipv4_senders_alike() {
+    // No -n: `[::]` (IPv4 arrives with an IPv4 header, which the program
+    // reads), or `0.0.0.0` where IPv6 is off.
+    let workers = per_socket(&["--workers", "2", "--udp-queues", "4"], 1, 2000);
+    let busy: Vec<&Vec<usize>> = workers
+        .iter()
+        .filter(|w| w.iter().sum::<usize>() > 0)
+        .collect();
+    assert_eq!(busy.len(), 1, "one sender, one worker: {workers:?}");
+    assert_eq!(busy[0].iter().sum::<usize>(), 2000, "lost: {workers:?}");
+    assert!(busy[0].iter().all(|n| *n > 300), "uneven: {workers:?}");
 }
 
 #[test]
@@ -137,4 +156,38 @@ fn gauges_end_at_the_value_sent_last() {
             &lines[..lines.len().min(8)]
         );
     }
+}
+
+#[test]
+fn sigterm_applies_every_datagram_held_or_queued() {
+    // A long interval: only the final flush carries the counts, so every
+    // datagram queued on the 4 sockets, or held for ordering, must be taken
+    // in after SIGTERM.
+    let carbon = FakeCarbon::start();
+    let mut daemon = support::to_carbon::daemon(
+        carbon.port,
+        "3600",
+        &["-n", "127.0.0.1", "--workers", "1", "--udp-queues", "4"],
+    );
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind a sender");
+    for i in 0..400 {
+        let datagram = format!("drained:1|c\ndrained.g:{i}|g");
+        sender
+            .send_to(datagram.as_bytes(), daemon.metrics_addr())
+            .expect("send");
+    }
+    assert_eq!(daemon.terminate(), 0);
+    let flush = carbon.flush_with("stats.drained ");
+    let value = |path: &str| {
+        flush
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix(path)
+                    .map(|rest| rest.split(' ').next().map(str::to_owned))
+            })
+            .flatten()
+    };
+    // 400 in an interval of 3600 s, per second.
+    assert_eq!(value("stats.drained "), Some((400.0 / 3600.0).to_string()));
+    assert_eq!(value("stats.drained.g "), Some("399".to_string()));
 }

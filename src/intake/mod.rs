@@ -61,13 +61,19 @@ impl Intake {
 
     /// Parses and aggregates every line of one datagram or TCP read.
     pub fn ingest(&self, shard: &mut Shard, buf: &[u8]) {
+        self.ingest_with(shard, buf, &mut Vec::with_capacity(4));
+    }
+
+    /// [`Intake::ingest`] with a buffer for a line's values that the caller
+    /// keeps across the datagrams of one batch (one allocation per batch,
+    /// not per datagram: with 1-line datagrams it was a tenth of the work).
+    pub fn ingest_with<'a>(&self, shard: &mut Shard, buf: &'a [u8], values: &mut Vec<Value<'a>>) {
         if let Some(forward) = &self.forward {
             forward.forward(buf);
             return;
         }
         shard.intake.packets += 1;
         shard.intake.bytes += buf.len() as u64;
-        let mut values = Vec::with_capacity(4);
         let max_line_bytes = self.max_line_bytes.load(Ordering::Relaxed);
         let mut lines = 0u32;
         let mut discarded = false;
@@ -76,21 +82,21 @@ impl Intake {
             if self.dump_messages {
                 dump_message(line);
             }
-            match protocol::parse_line_into(line, max_line_bytes, &mut values) {
+            match protocol::parse_line_into(line, max_line_bytes, values) {
                 Ok(mut parsed) => {
                     if self.etsy_names {
                         etsy_names::rename(line, &mut parsed.key);
                     }
                     if self.signed_gauges_set {
-                        for value in &mut values {
+                        for value in values.iter_mut() {
                             if let Value::Gauge { delta, .. } = value {
                                 *delta = false;
                             }
                         }
                     }
                     match parsed.timestamp {
-                        None => shard.apply(&parsed.key, &values),
-                        Some(at) => shard.apply_at(&parsed.key, &values, at),
+                        None => shard.apply(&parsed.key, values),
+                        Some(at) => shard.apply_at(&parsed.key, values, at),
                     };
                     shard.intake.container_ids += u64::from(parsed.container_id);
                     shard.intake.external_data += u64::from(parsed.external_data);

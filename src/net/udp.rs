@@ -302,6 +302,7 @@ pub fn worker<S: AsFd + AsRawFd>(
         // One lock per batch: the flush only takes it to swap.
         let (datagrams, bytes, truncated) = shard.with(|shard| {
             let (mut datagrams, mut bytes, mut truncated) = (0, 0, 0);
+            let mut values = Vec::with_capacity(4);
             for (mut datagram, cut) in received.iter() {
                 datagrams += 1;
                 bytes += datagram.len();
@@ -312,7 +313,7 @@ pub fn worker<S: AsFd + AsRawFd>(
                     datagram = &datagram[..end];
                     shard.count_discarded(ParseError::CutOff);
                 }
-                intake.ingest(shard, datagram);
+                intake.ingest_with(shard, datagram, &mut values);
             }
             (datagrams, bytes, truncated)
         });
