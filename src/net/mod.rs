@@ -153,8 +153,15 @@ impl Listeners {
         if granted >= asked_udp_buffer {
             return Vec::new();
         }
+        let sockets = match self.udp_queues {
+            1 => String::new(),
+            n => format!(
+                "; each worker reads {n} sockets to make up for it ({} bytes)",
+                granted.saturating_mul(n)
+            ),
+        };
         vec![format!(
-            "UDP receive buffer is {granted} bytes, not the {asked_udp_buffer} asked (--udp-buffer): \
+            "UDP receive buffer is {granted} bytes, not the {asked_udp_buffer} asked (--udp-buffer){sockets}: \
              raise it with `sysctl -w net.core.rmem_max={}` or bursts may be dropped \
              (counted in udp.kernel_drops)",
             asked_udp_buffer.saturating_mul(2)
