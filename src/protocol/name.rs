@@ -21,6 +21,51 @@ pub fn is_clean_byte(b: u8) -> bool {
     CLEAN[b as usize]
 }
 
+/// `0x01` in every byte of a word, and `0x80`.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// For a word whose bytes are all below `0x80`: the high bit of each byte
+/// is set where that byte is at least `least` (1..=0x80); no byte carries
+/// into the next, as each sum stays below `0x100`.
+#[inline]
+fn at_least(word: u64, least: u8) -> u64 {
+    word + ONES * u64::from(0x80 - least)
+}
+
+/// The high bit of each byte of `word` set where that byte is clean.
+#[inline]
+fn clean_bytes(word: u64) -> u64 {
+    let ascii = !word & HIGH;
+    let low = word & !HIGH;
+    let folded = low | (ONES * 0x20);
+    let letter = at_least(folded, b'a') & !at_least(folded, b'z' + 1);
+    let digit = at_least(low, b'0') & !at_least(low, b'9' + 1);
+    let dash_or_dot = at_least(low, b'-') & !at_least(low, b'/');
+    let underscore = !at_least(low ^ (ONES * u64::from(b'_')), 1);
+    (letter | digit | dash_or_dot | underscore) & ascii
+}
+
+/// How many bytes at the start of `bytes` are clean, read eight at a time
+/// (a byte at a time cost about six instructions; this, about three).
+#[inline]
+pub fn clean_prefix_len(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let dirty = !clean_bytes(u64::from_le_bytes(word)) & HIGH;
+        if dirty != 0 {
+            return at + (dirty.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < bytes.len() && is_clean_byte(bytes[at]) {
+        at += 1;
+    }
+    at
+}
+
 /// White space other than the space itself, as Python's `\s` on bytes.
 #[inline]
 fn is_other_space(b: u8) -> bool {
@@ -111,6 +156,42 @@ pub fn split_name(raw: &[u8]) -> NameParts<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scalar rule, for comparison.
+    fn clean_prefix_bytewise(bytes: &[u8]) -> usize {
+        bytes.iter().take_while(|b| is_clean_byte(**b)).count()
+    }
+
+    #[test]
+    fn clean_prefix_eight_at_a_time_agrees_with_the_table() {
+        for at in 0..9 {
+            for byte in 0..=255u8 {
+                let mut text = b"abcdefghijZ_-.09".to_vec();
+                text[at] = byte;
+                assert_eq!(
+                    clean_prefix_len(&text),
+                    clean_prefix_bytewise(&text),
+                    "byte {byte:#04x} at {at}"
+                );
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        let alphabet = b"aZ09_-./:;,| \t\x7f\x80\xff@[`{";
+        for _ in 0..20_000 {
+            let len = rng.usize(0..40);
+            let text: Vec<u8> = (0..len)
+                .map(|_| match rng.u8(0..4) {
+                    0 => rng.u8(..),
+                    _ => alphabet[rng.usize(..alphabet.len())],
+                })
+                .collect();
+            assert_eq!(
+                clean_prefix_len(&text),
+                clean_prefix_bytewise(&text),
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn spaces_one_each_other_white_space_one_per_run() {
