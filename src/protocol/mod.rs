@@ -291,15 +291,24 @@ fn parse_rate(text: &str) -> Result<f64, ParseError> {
 /// `:` and the next group's values.
 fn parse_type(segment: &str) -> Result<(Kind, Option<&str>), ParseError> {
     let (text, next) = split_group(segment);
-    let kind = match text.trim() {
-        "c" => Kind::Counter,
-        "g" => Kind::Gauge,
-        "ms" | "h" | "d" => Kind::Timer,
-        "s" => Kind::Set,
-        "" => return Err(ParseError::MissingType),
-        _ => return Err(ParseError::UnknownType),
-    };
-    Ok((kind, next))
+    let code = text.trim();
+    match kind_code(code.as_bytes()) {
+        Some(kind) => Ok((kind, next)),
+        None if code.is_empty() => Err(ParseError::MissingType),
+        None => Err(ParseError::UnknownType),
+    }
+}
+
+/// The kind a type code names (`c`, `g`, `ms`, `h`, `d`, `s`), already trimmed.
+#[inline]
+fn kind_code(code: &[u8]) -> Option<Kind> {
+    Some(match code {
+        b"c" => Kind::Counter,
+        b"g" => Kind::Gauge,
+        b"ms" | b"h" | b"d" => Kind::Timer,
+        b"s" => Kind::Set,
+        _ => return None,
+    })
 }
 
 /// `text` without ASCII white space around it; free when there is none.
@@ -417,14 +426,15 @@ fn whole_number_value(body: &[u8]) -> Option<Value<'static>> {
         return None;
     }
     let value = whole as f64;
-    Some(match &body[at..] {
-        b"|c" => Value::Counter { value, rate: 1.0 },
-        b"|ms" | b"|h" | b"|d" => Value::Timer { value, rate: 1.0 },
-        b"|g" => Value::Gauge {
+    Some(match kind_code(body[at..].strip_prefix(b"|")?)? {
+        Kind::Counter => Value::Counter { value, rate: 1.0 },
+        Kind::Timer => Value::Timer { value, rate: 1.0 },
+        Kind::Gauge => Value::Gauge {
             value,
             delta: false,
         },
-        _ => return None,
+        // A set's member is text, kept as sent (`007` is not `7`).
+        Kind::Set => return None,
     })
 }
 
@@ -437,12 +447,8 @@ fn single_value<'a>(body: &'a str, values: &mut Vec<Value<'a>>) -> Result<bool, 
     let Some(bar) = bytes.iter().position(|b| *b == b'|') else {
         return Ok(false);
     };
-    let kind = match &bytes[bar + 1..] {
-        b"c" => Kind::Counter,
-        b"g" => Kind::Gauge,
-        b"ms" | b"h" | b"d" => Kind::Timer,
-        b"s" => Kind::Set,
-        _ => return Ok(false),
+    let Some(kind) = kind_code(&bytes[bar + 1..]) else {
+        return Ok(false);
     };
     let value = &body[..bar];
     if value.as_bytes().contains(&b':') {
@@ -485,10 +491,13 @@ pub fn parse_line_into<'a>(
         return Err(ParseError::MissingValue);
     }
     let body_bytes = &raw[colon + 1..];
-    let whole = whole_number_value(body_bytes);
-    let body = match whole {
-        Some(_) => "",
-        None => body_text(body_bytes)?,
+    // None: the value is already in `values`, read by the fastest path.
+    let body = match whole_number_value(body_bytes) {
+        Some(value) => {
+            values.push(value);
+            None
+        }
+        None => Some(body_text(body_bytes)?),
     };
     let parts = if dirty {
         split_name(&raw[..colon])
@@ -510,10 +519,10 @@ pub fn parse_line_into<'a>(
         return Err(ParseError::NameTooLong);
     }
     let mut fields = Fields::default();
-    if let Some(value) = whole {
-        values.push(value);
-    } else if !single_value(body, values)? {
-        parse_body(body, values, &mut fields)?;
+    if let Some(body) = body {
+        if !single_value(body, values)? {
+            parse_body(body, values, &mut fields)?;
+        }
     }
     if fields.timestamp.is_some()
         && !values
