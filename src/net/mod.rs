@@ -8,6 +8,7 @@ pub mod kernel_view;
 mod queues;
 pub mod slots;
 pub mod spread;
+mod stamps;
 pub mod tcp;
 pub mod udp;
 pub mod unix;
@@ -26,6 +27,9 @@ pub struct Listeners {
     pub udp: Vec<std::net::UdpSocket>,
     /// UDP sockets per receive worker (`--udp-queues`).
     pub udp_queues: usize,
+    /// Whether the kernel stamped datagrams on arrival by the time the
+    /// sockets were bound (true with one socket per worker: no stamps needed).
+    pub udp_stamps_on_arrival: bool,
     /// TCP listener on the metrics port, unless `--transports` leaves it out.
     pub tcp: Option<std::net::TcpListener>,
     /// XML-RPC monitoring listener, unless turned off.
@@ -71,6 +75,10 @@ pub struct MgmtBind {
     pub port: u16,
 }
 
+/// How long binding waits for the kernel to stamp datagrams on arrival
+/// ([`stamps`]); it takes microseconds on an idle machine.
+const STAMPS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Listeners {
     /// Binds every socket the settings ask for.
     pub fn bind(settings: &BindSettings) -> io::Result<Listeners> {
@@ -95,6 +103,8 @@ impl Listeners {
                 }
             };
             spread::attach(&udp, queues, settings.spread)?;
+            let udp_stamps_on_arrival =
+                queues <= 1 || udp.is_empty() || stamps::await_arrival_stamps(STAMPS_WAIT);
             let monitor =
                 match settings.monitor_port {
                     Some(port) => {
@@ -111,6 +121,7 @@ impl Listeners {
             return Ok(Listeners {
                 udp,
                 udp_queues: queues,
+                udp_stamps_on_arrival,
                 tcp,
                 monitor,
                 unix,
@@ -145,13 +156,22 @@ impl Listeners {
         let Some(socket) = self.udp.first() else {
             return Vec::new();
         };
+        let mut warnings = Vec::new();
+        if !self.udp_stamps_on_arrival {
+            warnings.push(format!(
+                "the kernel did not stamp UDP datagrams on arrival within {} s (SO_TIMESTAMPNS): \
+                 until it does, gauges one sender sets several times in an interval may end at \
+                 an earlier value (--udp-queues 1 avoids it)",
+                STAMPS_WAIT.as_secs()
+            ));
+        }
         // Linux reports twice the usable size it granted.
         let granted = socket2::SockRef::from(socket)
             .recv_buffer_size()
             .unwrap_or(0)
             / 2;
         if granted >= asked_udp_buffer {
-            return Vec::new();
+            return warnings;
         }
         let sockets = match self.udp_queues {
             1 => String::new(),
@@ -160,12 +180,13 @@ impl Listeners {
                 granted.saturating_mul(n)
             ),
         };
-        vec![format!(
+        warnings.push(format!(
             "UDP receive buffer is {granted} bytes, not the {asked_udp_buffer} asked (--udp-buffer){sockets}: \
              raise it with `sysctl -w net.core.rmem_max={}` or bursts may be dropped \
              (counted in udp.kernel_drops)",
             asked_udp_buffer.saturating_mul(2)
-        )]
+        ));
+        warnings
     }
 
     /// One line for the log: where the server listens.

@@ -14,10 +14,14 @@
 //! Each round takes a batch from every socket that still has datagrams. A
 //! datagram is handed on only when no socket can still hold an earlier one:
 //! its stamp is at most the watermark, the earliest last stamp of a socket
-//! whose batch came back full. The others wait for the next round.
+//! whose batch came back full, and at most the settled stamp (see
+//! [`Settled`]): a socket read empty may still be given a datagram stamped
+//! before a later one already taken from another. The others wait.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -25,9 +29,63 @@ use super::idle::IdlePause;
 use super::udp::{granted_buffer, Received, RecvBatch, Span, RECV_BATCH, UDP_POLL};
 use crate::logging::RateLimited;
 
-/// Datagrams held for ordering before the held ones are handed on even
-/// though every socket still has more (a round under full load).
-const MAX_HELD: usize = 1024;
+/// Datagrams held for ordering before all of them are handed on, ordered
+/// as far as known (an overload: [`SETTLE`] holds 2500 at 500k datagrams a
+/// second).
+const MAX_HELD: usize = 4096;
+
+/// Held bytes below which dead ones are left in place.
+const COMPACT_MIN: usize = 256 * 1024;
+
+/// How long after a datagram's stamp it may still reach its socket: the
+/// kernel stamps it on entering the network stack and queues it on the
+/// socket later, from a softirq that a busy machine defers to ksoftirqd
+/// (milliseconds), or on another core. Only the hand-on waits this long.
+const SETTLE: Duration = Duration::from_millis(5);
+
+/// The latest stamp no datagram still on its way can precede: the highest
+/// stamp taken by a moment at least [`SETTLE`] ago. Anything arriving
+/// later was stamped after that moment, so after every datagram taken by
+/// then. Measured by the monotonic clock, never by comparing stamps with
+/// the wall clock, so a clock step cannot stall the hand-on.
+#[derive(Default)]
+struct Settled {
+    /// (when, highest stamp taken by then), oldest first, a few per SETTLE.
+    marks: VecDeque<(Instant, u64)>,
+    /// The highest stamp taken so far.
+    highest: u64,
+    /// The settled stamp.
+    settled: u64,
+}
+
+impl Settled {
+    /// Notes that `stamp` was taken (before the next `mark`).
+    fn saw(&mut self, stamp: u64) {
+        self.highest = self.highest.max(stamp);
+    }
+
+    /// At the start of a cycle, before any socket is read: records the
+    /// highest stamp taken so far, and returns the settled stamp.
+    fn mark(&mut self, now: Instant) -> u64 {
+        // A mark every eighth of SETTLE keeps the queue short; a missed
+        // mark only errs late.
+        let due = self
+            .marks
+            .back()
+            .is_none_or(|(when, _)| now.duration_since(*when) >= SETTLE / 8);
+        if due {
+            self.marks.push_back((now, self.highest));
+        }
+        while let Some(&(when, highest)) = self.marks.front() {
+            if now.duration_since(when) < SETTLE {
+                break;
+            }
+            self.settled = highest;
+            self.marks.pop_front();
+        }
+        self.settled
+    }
+}
 
 /// Datagrams taken from the sockets and not yet handed on.
 #[derive(Default)]
@@ -45,7 +103,7 @@ struct Held {
 impl Held {
     /// Copies the last call's datagrams of one socket; returns the stamp of
     /// its last datagram (or `previous` when there was none).
-    fn take(&mut self, batch: &RecvBatch, previous: u64) -> u64 {
+    fn take(&mut self, batch: &RecvBatch, previous: u64, settled: &mut Settled) -> u64 {
         let mut last = previous;
         for (stamp, datagram, truncated) in batch.received().stamped() {
             let start = self.bytes.len();
@@ -53,6 +111,7 @@ impl Held {
             // A datagram without a stamp keeps its place behind the socket's
             // previous one.
             last = last.max(stamp);
+            settled.saw(last);
             self.spans.push(Span {
                 stamp: last,
                 start,
@@ -74,11 +133,21 @@ impl Held {
         Received::new(&self.bytes, &self.spans[..self.ready])
     }
 
-    /// Drops what was handed on, keeping the rest (few) compacted.
+    /// Drops what was handed on. What stays is compacted only once most of
+    /// the bytes are dead, so each byte is copied a bounded number of times
+    /// however long it waits to settle.
     fn consume(&mut self) {
-        self.spare.clear();
-        let kept = self.spans.len() - self.ready;
         self.spans.drain(..self.ready);
+        self.ready = 0;
+        if self.spans.is_empty() {
+            self.bytes.clear();
+            return;
+        }
+        let live: usize = self.spans.iter().map(|span| span.len).sum();
+        if self.bytes.len() < COMPACT_MIN.max(live * 2) {
+            return;
+        }
+        self.spare.clear();
         for span in &mut self.spans {
             let start = self.spare.len();
             self.spare
@@ -86,8 +155,6 @@ impl Held {
             span.start = start;
         }
         std::mem::swap(&mut self.bytes, &mut self.spare);
-        self.ready = 0;
-        debug_assert_eq!(self.spans.len(), kept);
     }
 }
 
@@ -106,8 +173,10 @@ pub fn receive_merged<S: AsFd + AsRawFd>(
     let mut pause = IdlePause::new(buffer);
     let mut open = vec![false; sockets.len()];
     let mut last = vec![0u64; sockets.len()];
+    let mut settled = Settled::default();
     loop {
         let stopping = stop.is_cancelled();
+        let settled_stamp = settled.mark(Instant::now());
         open.fill(true);
         let mut received = 0;
         let queued = sockets.first().map_or(0, queued_bytes);
@@ -129,7 +198,7 @@ pub fn receive_merged<S: AsFd + AsRawFd>(
                         0
                     }
                 };
-                last[index] = held.take(&batch, last[index]);
+                last[index] = held.take(&batch, last[index], &mut settled);
                 open[index] = taken == RECV_BATCH;
                 if index == 0 && !open[0] && received == 0 {
                     // The first call of the cycle emptied a socket: how much
@@ -139,13 +208,18 @@ pub fn receive_merged<S: AsFd + AsRawFd>(
                 received += taken;
             }
         }
-        let watermark = open
+        let full_socket_stamp = open
             .iter()
             .zip(&last)
             .filter(|(open, _)| **open)
             .map(|(_, stamp)| *stamp)
             .min()
             .unwrap_or(u64::MAX);
+        let watermark = if held.spans.len() >= MAX_HELD {
+            u64::MAX
+        } else {
+            full_socket_stamp.min(settled_stamp)
+        };
         held.order(watermark);
         if held.ready > 0 {
             let bytes = handle(held.ready());
@@ -157,7 +231,10 @@ pub fn receive_merged<S: AsFd + AsRawFd>(
             if stopping {
                 return;
             }
-            wait_readable(sockets, log, kind);
+            wait_readable(sockets, log, kind, UDP_POLL);
+        } else if received == 0 {
+            // Only datagrams waiting to settle: wake when they have.
+            wait_readable(sockets, log, kind, SETTLE / 4);
         } else if !busy && !stopping {
             pause.after_drain();
         }
@@ -190,9 +267,9 @@ fn queued_bytes(socket: &impl AsRawFd) -> usize {
     meminfo[libc::SK_MEMINFO_RMEM_ALLOC as usize] as usize
 }
 
-/// Blocks until one of `sockets` has a datagram, or [`UDP_POLL`] passes
-/// (to see a shutdown).
-fn wait_readable<S: AsRawFd>(sockets: &[S], log: &RateLimited, kind: &str) {
+/// Blocks until one of `sockets` has a datagram, or `timeout` passes (to see
+/// a shutdown, or datagrams settle).
+fn wait_readable<S: AsRawFd>(sockets: &[S], log: &RateLimited, kind: &str, timeout: Duration) {
     let mut fds: Vec<libc::pollfd> = sockets
         .iter()
         .map(|socket| libc::pollfd {
@@ -208,7 +285,7 @@ fn wait_readable<S: AsRawFd>(sockets: &[S], log: &RateLimited, kind: &str) {
         libc::poll(
             fds.as_mut_ptr(),
             fds.len() as libc::nfds_t,
-            UDP_POLL.as_millis() as libc::c_int,
+            timeout.as_millis().max(1) as libc::c_int,
         )
     };
     if ready < 0 {
@@ -216,7 +293,7 @@ fn wait_readable<S: AsRawFd>(sockets: &[S], log: &RateLimited, kind: &str) {
         if e.kind() != io::ErrorKind::Interrupted {
             log.error(|| format!("{kind} poll failed: {e}"));
             // Never spin on a persistent error.
-            std::thread::sleep(UDP_POLL);
+            std::thread::sleep(timeout);
         }
     }
 }
@@ -267,6 +344,46 @@ mod tests {
         assert_eq!(texts(held.ready()), ["e", "f"]);
         held.consume();
         assert!(held.spans.is_empty() && held.bytes.is_empty());
+    }
+
+    #[test]
+    fn a_stamp_settles_only_once_taken_at_least_settle_ago() {
+        let start = Instant::now();
+        let mut settled = Settled::default();
+        assert_eq!(settled.mark(start), 0);
+        settled.saw(100);
+        // Taken after the first mark: that mark says nothing of it.
+        assert_eq!(settled.mark(start + SETTLE / 2), 0);
+        assert_eq!(settled.mark(start + SETTLE), 0);
+        // The mark at SETTLE / 2 knew of 100.
+        assert_eq!(settled.mark(start + SETTLE / 2 + SETTLE), 100);
+        settled.saw(50);
+        assert_eq!(settled.mark(start + SETTLE * 4), 100);
+        assert!(settled.marks.len() <= 9, "{} marks", settled.marks.len());
+    }
+
+    #[test]
+    fn marks_stay_few_however_often_a_cycle_starts() {
+        let start = Instant::now();
+        let mut settled = Settled::default();
+        for micros in 0..20_000u64 {
+            settled.saw(micros);
+            settled.mark(start + Duration::from_micros(micros));
+        }
+        assert!(settled.marks.len() <= 9, "{} marks", settled.marks.len());
+        assert!(settled.settled >= 20_000 - 6_000, "{}", settled.settled);
+    }
+
+    #[test]
+    fn compacting_keeps_what_waits_intact() {
+        let big = "x".repeat(COMPACT_MIN);
+        let mut held = held(&[(1, &big), (3, "kept"), (2, "also")]);
+        held.order(2);
+        assert_eq!(held.ready, 2);
+        held.consume();
+        assert_eq!(held.bytes.len(), 4, "compacted to what waits");
+        held.order(u64::MAX);
+        assert_eq!(texts(held.ready()), ["kept"]);
     }
 
     #[test]
